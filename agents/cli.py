@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from groundgraph.tools.errors import GroundgraphError, InputError
 from rich.console import Console
 from rich.table import Table
-
-from groundgraph.tools.errors import GroundgraphError, InputError
 
 app = typer.Typer(help="Ground text and images in knowledge with LangGraph agents.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -89,9 +88,8 @@ def tools_check(profile: Profile = None, config: ConfigFile = None,
 def kb_build(source: Annotated[Path, typer.Argument(help="entities JSONL")], profile: Profile = None,
              config: ConfigFile = None, force: bool = False) -> None:
     """Build the knowledge base (SQLite + fuzzy names + FAISS vectors) once; later loads reuse it."""
-    from tqdm import tqdm
-
     from groundgraph.agents.toolbox import Toolbox
+    from tqdm import tqdm
 
     settings = _settings(profile, config)
     kb = Toolbox(settings.tools, kb_source=str(source))["kb"]
@@ -117,9 +115,8 @@ def config_show(profile: Profile = None, config: ConfigFile = None) -> None:
 
 # --- run ----------------------------------------------------------------------------------------
 def _run_file(agent: Any, input_path: Path, output_path: Path) -> None:
-    from tqdm import tqdm
-
     from groundgraph.agents.jsonl import run_jsonl
+    from tqdm import tqdm
 
     bar = tqdm(total=0, unit="record", desc=agent.name, disable=None)
 

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
+from groundgraph.tools.errors import ConfigError
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
-
-from groundgraph.tools.errors import ConfigError
 
 PROFILES = ("cpu", "gpu")
 
@@ -47,10 +46,14 @@ class Settings(BaseSettings):
     graphs: dict[str, dict[str, Any]] = Field(default_factory=dict, description="graph config by graph id")
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
-                                   file_secret_settings: PydanticBaseSettingsSource,
-                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (env_settings, init_settings)  # first wins: environment over files
 
 

@@ -18,12 +18,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
 from groundgraph.tools.base import Tool, ToolConfig
 from groundgraph.tools.embedder import TextEmbedder
 from groundgraph.tools.errors import ConfigError, InputError
 from groundgraph.tools.vector_index import FaissIndex
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 SCHEMA_VERSION = 1
 
@@ -71,7 +70,7 @@ def name_forms(name: str) -> list[str]:
 
 
 class KBConfig(ToolConfig):
-    source: str | None = Field(None, description="entities JSONL; one {id, name, description, aliases?, image?} per line")
+    source: str | None = Field(None, description="entities JSONL, one {id, name, description, aliases?, image?} a line")
     cache_dir: str | None = Field(None, description="where built KBs are kept (default: user cache dir)")
     index_type: str = Field("flat", description="FAISS index for dense lookup: flat, ivf or hnsw")
     embed_batch_size: int = Field(256, ge=1)

@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
-from pydantic import Field
-
 from groundgraph.tools.base import Tool, ToolConfig
 from groundgraph.tools.errors import ConfigError, InputError, ToolUnavailableError
+from pydantic import Field
 
 INDEX_FILE = "index.faiss"
 IDS_FILE = "ids.json"
@@ -58,6 +57,7 @@ class FaissIndex(Tool[FaissConfig]):
         import faiss
 
         c = self.config
+        index: Any
         if c.index_type == "flat":
             index = faiss.IndexFlatIP(c.dim)
         elif c.index_type == "ivf":

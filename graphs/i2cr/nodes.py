@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from langgraph.runtime import Runtime
-
 from groundgraph.graphs.i2cr.context import I2CRContext
 from groundgraph.graphs.i2cr.state import I2CRState
 from groundgraph.graphs.trace import ToolCalls, event, gate
 from groundgraph.tools.errors import InputError
 from groundgraph.tools.images import ImageView
 from groundgraph.tools.ocr import lines_to_text
+from langgraph.runtime import Runtime
 
 Rt = Runtime[I2CRContext]
 
@@ -94,12 +93,13 @@ def verify_intra(state: I2CRState, runtime: Rt) -> dict[str, Any]:
     score = float(vecs[0] @ vecs[1])
     g = gate(score, ctx.config.alpha)
     gate_row = {"gate": "intra", "round": round_, "entity_id": sel["id"], **g, "scale": "cosine"}
+    update: dict[str, Any] = {}
     others_left = any(c["id"] not in {*state.get("rejected", []), sel["id"]} for c in state["candidates"])
     if g["passed"]:
-        decision, why, update = "keep", f"cosine {g['value']} >= alpha {ctx.config.alpha}", {}
+        decision, why = "keep", f"cosine {g['value']} >= alpha {ctx.config.alpha}"
     elif state.get("reselections", 0) >= ctx.config.max_reselections or not others_left:
         decision = "keep (reselection budget spent)" if others_left else "keep (no other candidate)"
-        why, update = f"cosine {g['value']} < alpha {ctx.config.alpha}, but {decision[6:-1]}", {}
+        why = f"cosine {g['value']} < alpha {ctx.config.alpha}, but {decision[6:-1]}"
     else:
         decision, why = "reject", f"cosine {g['value']} < alpha {ctx.config.alpha}: back to select"
         update = {"selection": None, "rejected": [*state.get("rejected", []), sel["id"]],
