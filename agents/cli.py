@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from groundgraph.agents.cli_trace import serve_app, trace_app
 from groundgraph.tools.errors import GroundgraphError, InputError
 from rich.console import Console
 from rich.table import Table
@@ -26,6 +27,8 @@ app.add_typer(config_app, name="config")
 app.add_typer(run_app, name="run")
 app.add_typer(eval_app, name="eval")
 app.add_typer(calibrate_app, name="calibrate")
+app.add_typer(trace_app, name="trace")
+app.add_typer(serve_app, name="serve")
 
 out = Console()
 err = Console(stderr=True)
