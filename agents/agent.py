@@ -13,13 +13,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 from groundgraph.agents.registry import graph_spec
 from groundgraph.agents.runs import RunStore
 from groundgraph.agents.settings import Settings, load_settings
 from groundgraph.agents.toolbox import Toolbox
 from groundgraph.graphs.base import GraphSpec
 from groundgraph.tools.errors import ConfigError, GroundgraphError, InputError, ToolError
-from pydantic import BaseModel, ValidationError
 
 
 class TraceEvent(BaseModel):

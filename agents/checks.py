@@ -9,10 +9,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from groundgraph.agents.toolbox import Toolbox
 from groundgraph.tools.errors import GroundgraphError
 from groundgraph.tools.images import ImageView
-from pydantic import BaseModel
 
 
 class ToolCheck(BaseModel):

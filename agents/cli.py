@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from groundgraph.agents.cli_trace import serve_app, trace_app
-from groundgraph.tools.errors import GroundgraphError, InputError
 from rich.console import Console
 from rich.table import Table
+
+from groundgraph.agents.cli_trace import serve_app, trace_app
+from groundgraph.tools.errors import GroundgraphError, InputError
 
 app = typer.Typer(help="Ground text and images in knowledge with LangGraph agents.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -91,8 +92,9 @@ def tools_check(profile: Profile = None, config: ConfigFile = None,
 def kb_build(source: Annotated[Path, typer.Argument(help="entities JSONL")], profile: Profile = None,
              config: ConfigFile = None, force: bool = False) -> None:
     """Build the knowledge base (SQLite + fuzzy names + FAISS vectors) once; later loads reuse it."""
-    from groundgraph.agents.toolbox import Toolbox
     from tqdm import tqdm
+
+    from groundgraph.agents.toolbox import Toolbox
 
     settings = _settings(profile, config)
     kb = Toolbox(settings.tools, kb_source=str(source))["kb"]
@@ -118,8 +120,9 @@ def config_show(profile: Profile = None, config: ConfigFile = None) -> None:
 
 # --- run ----------------------------------------------------------------------------------------
 def _run_file(agent: Any, input_path: Path, output_path: Path) -> None:
-    from groundgraph.agents.jsonl import run_jsonl
     from tqdm import tqdm
+
+    from groundgraph.agents.jsonl import run_jsonl
 
     bar = tqdm(total=0, unit="record", desc=agent.name, disable=None)
 

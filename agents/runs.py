@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from groundgraph.tools.errors import ConfigError
 from langgraph.checkpoint.sqlite import SqliteSaver
 from pydantic import BaseModel
+
+from groundgraph.tools.errors import ConfigError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS groundgraph_runs (

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from groundgraph.tools.errors import ConfigError
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from groundgraph.tools.errors import ConfigError
 
 PROFILES = ("cpu", "gpu")
 

@@ -18,11 +18,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from groundgraph.tools.base import Tool, ToolConfig
 from groundgraph.tools.embedder import TextEmbedder
 from groundgraph.tools.errors import ConfigError, InputError
 from groundgraph.tools.vector_index import FaissIndex
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 SCHEMA_VERSION = 1
 

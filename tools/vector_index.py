@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
+from pydantic import Field
+
 from groundgraph.tools.base import Tool, ToolConfig
 from groundgraph.tools.errors import ConfigError, InputError, ToolUnavailableError
-from pydantic import Field
 
 INDEX_FILE = "index.faiss"
 IDS_FILE = "ids.json"

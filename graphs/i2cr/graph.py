@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
 from langgraph.types import RetryPolicy
 
 from groundgraph.graphs.i2cr import nodes
@@ -17,22 +20,57 @@ from groundgraph.tools.errors import ToolError
 TOOL_RETRY = RetryPolicy(max_attempts=3, initial_interval=0.5, retry_on=ToolError)
 
 
+# One table of nodes and gates drives both the LangGraph build and the plain-loop runner.
+NODES = {
+    "retrieve_candidates": nodes.retrieve_candidates,
+    "select": nodes.select,
+    "verify_intra": nodes.verify_intra,
+    "verify_inter": nodes.verify_inter,
+    "fetch_visual_cue": nodes.fetch_visual_cue,
+    "fuse": nodes.fuse,
+}
+EDGES: dict[str, str] = {"retrieve_candidates": "select", "fuse": END}
+GATES: dict[str, tuple[Callable[..., str], list[str]]] = {
+    START: (nodes.route_start, ["select", "retrieve_candidates"]),
+    "select": (nodes.route_after_select, ["verify_intra", "verify_inter", "fuse"]),
+    "verify_intra": (nodes.route_after_intra, ["select", "verify_inter", "fuse"]),
+    "verify_inter": (nodes.route_after_inter, ["fetch_visual_cue", "fuse"]),
+    "fetch_visual_cue": (nodes.route_after_cue, ["select", "fuse"]),
+}
+APPEND_KEYS = ("gates", "trace")  # list reducers in I2CRState
+
+
 def build() -> StateGraph:
     g = StateGraph(I2CRState, context_schema=I2CRContext)
-    g.add_node("retrieve_candidates", nodes.retrieve_candidates, retry_policy=TOOL_RETRY)
-    g.add_node("select", nodes.select, retry_policy=TOOL_RETRY)
-    g.add_node("verify_intra", nodes.verify_intra, retry_policy=TOOL_RETRY)
-    g.add_node("verify_inter", nodes.verify_inter, retry_policy=TOOL_RETRY)
-    g.add_node("fetch_visual_cue", nodes.fetch_visual_cue, retry_policy=TOOL_RETRY)
-    g.add_node("fuse", nodes.fuse)
-    g.add_conditional_edges(START, nodes.route_start, ["select", "retrieve_candidates"])
-    g.add_edge("retrieve_candidates", "select")
-    g.add_conditional_edges("select", nodes.route_after_select, ["verify_intra", "verify_inter", "fuse"])
-    g.add_conditional_edges("verify_intra", nodes.route_after_intra, ["select", "verify_inter", "fuse"])
-    g.add_conditional_edges("verify_inter", nodes.route_after_inter, ["fetch_visual_cue", "fuse"])
-    g.add_conditional_edges("fetch_visual_cue", nodes.route_after_cue, ["select", "fuse"])
-    g.add_edge("fuse", END)
+    for name, fn in NODES.items():
+        g.add_node(name, fn, retry_policy=None if name == "fuse" else TOOL_RETRY)
+    for src, dst in EDGES.items():
+        g.add_edge(src, dst)
+    for src, (router, targets) in GATES.items():
+        g.add_conditional_edges(src, router, targets)
     return g
+
+
+def run_plain(state: dict[str, Any], context: I2CRContext) -> dict[str, Any]:
+    """The same nodes and gates in a plain Python loop: no checkpoints, no retries, no streaming.
+
+    The baseline for measuring LangGraph's overhead, and fast enough for calibration grids.
+    """
+    runtime = Runtime(context=context)
+    state = dict(state)
+
+    def route(src: str) -> str:
+        if src in EDGES:
+            return EDGES[src]
+        router = GATES[src][0]
+        return router(state, runtime) if "runtime" in inspect.signature(router).parameters else router(state)
+
+    node = route(START)
+    while node != END:
+        for key, value in NODES[node](state, runtime).items():  # type: ignore[arg-type]
+            state[key] = state.get(key, []) + value if key in APPEND_KEYS else value
+        node = route(node)
+    return state
 
 
 def initial_state(inp: I2CRInput, config: I2CRConfig) -> dict[str, Any]:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from langgraph.runtime import Runtime
+
 from groundgraph.graphs.i2cr.context import I2CRContext
 from groundgraph.graphs.i2cr.state import I2CRState
 from groundgraph.graphs.trace import ToolCalls, event, gate
 from groundgraph.tools.errors import InputError
 from groundgraph.tools.images import ImageView
 from groundgraph.tools.ocr import lines_to_text
-from langgraph.runtime import Runtime
 
 Rt = Runtime[I2CRContext]
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from i2cr_fakes import CANDIDATES, CUES, make_ctx
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.runtime import Runtime
 
 from groundgraph.graphs.i2cr import nodes
 from groundgraph.graphs.i2cr.graph import build, initial_state
 from groundgraph.graphs.i2cr.state import I2CRInput
-from i2cr_fakes import CANDIDATES, CUES, make_ctx
 
 
 def run(ctx: Any, **inp: Any) -> dict[str, Any]:
@@ -142,3 +142,18 @@ def test_nodes_stream_progress_events() -> None:
 def test_bad_input_is_rejected_by_the_input_model(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         I2CRInput.model_validate(bad)
+
+
+@pytest.mark.parametrize("inter", [[31.0], [0.0, 0.0, 50.0], [0.0]])
+def test_plain_loop_runner_matches_the_langgraph_run(inter: list[float]) -> None:
+    from groundgraph.graphs.i2cr.graph import run_plain
+
+    record = {"mention": "Carroll Baker", "context": "Carroll Baker in the swing scene", "candidates": CANDIDATES,
+              "visual_cues": CUES}
+    ctx = make_ctx(["Q2", "Q1"], inter, alpha=-1.0)
+    via_graph = run(ctx)
+    ctx = make_ctx(["Q2", "Q1"], inter, alpha=-1.0)
+    plain = run_plain(initial_state(I2CRInput.model_validate(record), ctx.config), ctx)
+    assert plain["result"] == via_graph["result"]
+    steps = [(e["node"], e["decision"]) for e in plain["trace"]]
+    assert steps == [(e["node"], e["decision"]) for e in via_graph["trace"]]
