@@ -77,6 +77,12 @@ class Agent:
     def name(self) -> str:
         return self.spec.name
 
+    def with_config(self, **overrides: Any) -> Agent:
+        """The same agent (tools, models, trace store) with some graph config values changed."""
+        graphs = {**self.settings.graphs, self.name: {**self.config.model_dump(), **overrides}}
+        return Agent(self.spec, self.settings.model_copy(update={"graphs": graphs}), toolbox=self.toolbox,
+                     store=self.store, trace=self.store is not None)
+
     @property
     def context(self) -> Any:
         """The run context (model handles), built once; models still load lazily on first use."""

@@ -173,17 +173,105 @@ def run_i2cr(
                   f"{result.rounds} round(s), run {result.run_id}")
 
 
+# --- eval / calibrate ---------------------------------------------------------------------------
+def _progress_bar(desc: str) -> Any:
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, unit="record", desc=desc, disable=None)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+        if done == total:
+            bar.close()
+
+    return update
+
+
+@eval_app.command("i2cr")
+def eval_i2cr(
+    data: Annotated[Path, typer.Option(help="MEL JSONL with gold entities, e.g. ../shared/data/mel/wikimel.dev.jsonl")],
+    report: Annotated[Path, typer.Option(help="where to write the JSON report")] = Path("reports/i2cr.json"),
+    limit: Annotated[int | None, typer.Option(help="only the first N records")] = None,
+    ablation: Annotated[list[str] | None, typer.Option(
+        help="full, text_only, all_cues_at_once, no_icr, no_iav, reverse_cue_order; or 'all'")] = None,
+    images: Annotated[Path | None, typer.Option(help="directory holding the records' image files")] = None,
+    trace: Annotated[bool, typer.Option(help="keep every run in the trace store")] = False,
+    profile: Profile = None, config: ConfigFile = None,
+) -> None:
+    """Top-1 accuracy, accuracy by round, gate pass rates, fallback rate, latency; one row per ablation."""
+    from groundgraph.agents.agent import load_agent
+    from groundgraph.agents.evaluation import i2cr
+    from groundgraph.agents.evaluation.common import write_report
+
+    names = ablation or ["full"]
+    if "all" in names:
+        names = list(i2cr.ABLATIONS)
+    agent = load_agent("i2cr", profile, config=str(config) if config else None, trace=trace)
+    records = i2cr.load_mel(data, limit)
+    bars: dict[str, Any] = {}
+    result = i2cr.report(agent, records, str(data), names, image_dir=images, plot_path=report.with_suffix(".png"),
+                         progress=lambda name, i, t: bars.setdefault(name, _progress_bar(name))(i, t))
+    result["command"] = " ".join(["groundgraph", *sys.argv[1:]])
+    write_report(result, report)
+    table = Table("run", "top-1", "fallback", "mean rounds", "LLM calls/rec", "median ms", "p95 ms", "rec/s",
+                  title=f"i2cr on {data.name} ({len(records)} records)")
+    for name, row in result["runs"].items():
+        table.add_row(name, f"{row['top1']:.4f}", str(row["fallback_rate"]), str(row["mean_rounds"]),
+                      str(row["llm"]["calls_per_record"]), str(row["latency"]["median_ms"]),
+                      str(row["latency"]["p95_ms"]), str(row["throughput_per_s"]))
+    out.print(table)
+    out.print(f"report: {report}" + (f", plot: {result['plot']}" if "plot" in result else ""))
+
+
+@calibrate_app.command("i2cr")
+def calibrate_i2cr(
+    data: Annotated[Path, typer.Option(help="a MEL dev JSONL with gold entities")],
+    out_file: Annotated[Path, typer.Option("--out", help="TOML config file to write the thresholds to")] = Path(
+        "groundgraph.toml"),
+    limit: Annotated[int | None, typer.Option(help="only the first N records")] = None,
+    alphas: Annotated[str, typer.Option(help="comma-separated alpha grid (cosine)")] = "-1,0,0.1,0.2,0.3,0.4,0.5",
+    betas: Annotated[str, typer.Option(help="comma-separated beta grid, on the image_text tool's scale")] = (
+        "0,10,20,25,30,35,40,45,50,60,101"),
+    profile: Profile = None, config: ConfigFile = None,
+) -> None:
+    """Grid-search alpha and beta on a dev file and write them to a config file the agent reads."""
+    from groundgraph.agents.agent import load_agent
+    from groundgraph.agents.evaluation import i2cr
+    from groundgraph.agents.evaluation.common import write_report
+
+    def floats(text: str) -> list[float]:
+        try:
+            return [float(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            raise InputError(f"not a comma-separated list of numbers: {text!r}") from None
+
+    agent = load_agent("i2cr", profile, config=str(config) if config else None, trace=False)
+    records = i2cr.load_mel(data, limit)
+    result = i2cr.calibrate(agent, records, floats(alphas), floats(betas), progress=_progress_bar("grid"))
+    best = result["best"]
+    scale = result["scale"]["beta"]
+    write_report({**result, "data": str(data), "command": " ".join(["groundgraph", *sys.argv[1:]])},
+                 out_file.with_suffix(".calibration.json"))
+    out_file.write_text(f"# written by `groundgraph calibrate i2cr` on {data.name} ({len(records)} records): "
+                        f"top-1 {best['top1']}\n[graphs.i2cr]\nalpha = {best['alpha']}\nbeta = {best['beta']}\n"
+                        f'beta_scale = "{scale}"\n')
+    out.print(f"alpha = {best['alpha']}, beta = {best['beta']} ({scale}): top-1 {best['top1']} on {len(records)} "
+              f"records; written to {out_file} (use it with --config {out_file})")
+
+
 @app.command("demo")
 def demo(profile: Profile = None, config: ConfigFile = None) -> None:
     """Run i2cr on a few real records shipped with groundgraph and print each answer."""
     from groundgraph.agents.agent import load_agent
     from groundgraph.agents.checks import data_path
+    from groundgraph.agents.evaluation.i2cr import mel_input
     from groundgraph.agents.jsonl import read_records
 
     agent = load_agent("i2cr", profile, config=str(config) if config else None)
     right = 0
     for _, record, _ in read_records(data_path("demo_mel.jsonl")):
-        result = agent.invoke(record)
+        result = agent.invoke(mel_input(record))
         ok = result.entity is not None and result.entity.id == record["gold"]["id"]
         right += ok
         out.print(f"[bold]{record['mention']}[/] in {record['context'][:70]!r}\n"

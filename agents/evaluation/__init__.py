@@ -1,0 +1,1 @@
+"""Benchmark evaluation of the graphs: metrics, reports (JSON) and plots (PNG)."""
