@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -21,6 +21,9 @@ from groundgraph.agents.settings import Settings, load_settings
 from groundgraph.agents.toolbox import Toolbox
 from groundgraph.graphs.base import GraphSpec
 from groundgraph.tools.errors import ConfigError, GroundgraphError, InputError, ToolError
+
+if TYPE_CHECKING:
+    from groundgraph.agents.traces import Step
 
 
 class TraceEvent(BaseModel):
@@ -57,7 +60,9 @@ class Agent:
     """A compiled graph with its toolbox, config and (optionally) persistent traces."""
 
     def __init__(self, spec: GraphSpec, settings: Settings, *, toolbox: Toolbox | None = None,
-                 store: RunStore | None = None, trace: bool | None = None) -> None:
+                 store: RunStore | None = None, trace: bool | None = None, context: Any = None) -> None:
+        """``context``: a ready run context (model handles) instead of the one built from the toolbox on
+        first use; for tests with fake tools, or a host that shares loaded models between agents."""
         self.spec = spec
         self.settings = settings
         try:
@@ -71,7 +76,7 @@ class Agent:
         keep = settings.trace.enabled if trace is None else trace
         self.store = store if store is not None else (RunStore(settings.trace.db) if keep else None)
         self.graph = spec.build().compile(checkpointer=self.store.checkpointer if self.store else None)
-        self._context: Any = None
+        self._context: Any = context
 
     @property
     def name(self) -> str:
@@ -194,6 +199,39 @@ class Agent:
         if not snap.values:
             raise InputError(f"no run with id {run_id!r} in {self.store.path}")
         return [TraceEvent.model_validate(e) for e in snap.values.get("trace", [])]
+
+    def history(self, run_id: str) -> list[Step]:
+        """The steps of a stored run, oldest first (from ``get_state_history``): the node(s) that ran in
+        each step, the trace events they added, and the state after it."""
+        from groundgraph.agents.traces import history
+
+        if self.store is None:
+            raise ConfigError("this agent keeps no traces (trace disabled)")
+        return history(self.graph, run_id)
+
+    def fork(self, run_id: str, step: int, updates: Mapping[str, Any] | None = None, *,
+             new_run_id: str | None = None) -> Any:
+        """Continue a stored run from the state after ``step`` with ``updates`` applied to it, as a new run.
+
+        The new run (a new thread) starts from a copy of that step's checkpoint with the changes and runs
+        the node(s) that were next in the parent run; the graph's edges decide from there. It is recorded
+        with ``parent_run_id=run_id`` and returns the graph's output model like ``invoke``.
+        """
+        from groundgraph.agents.traces import start_fork
+
+        if self.store is None:
+            raise ConfigError("forking needs stored runs; this agent keeps no traces (trace disabled)")
+        parent = self.store.get(run_id)
+        new_run_id = new_run_id or uuid.uuid4().hex
+        start = start_fork(self.graph, run_id, step, dict(updates or {}), new_run_id)
+        summary = (parent.input_summary if parent else run_id) + f" (fork of {run_id} at step {step})"
+        self.store.start(new_run_id, self.name, self.settings.profile, summary, parent.input if parent else {},
+                         parent_run_id=run_id)
+        try:  # None resumes from the copied checkpoint: the nodes that were next in the parent run
+            final = self.graph.invoke(start, config=self._run_config(new_run_id), context=self.context)
+        except BaseException as exc:
+            raise self._failed(new_run_id, exc) from exc
+        return self._finish(new_run_id, final)
 
 
 def answer_text(output: Mapping[str, Any]) -> str | None:

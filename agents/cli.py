@@ -260,6 +260,31 @@ def calibrate_i2cr(
               f"records; written to {out_file} (use it with --config {out_file})")
 
 
+@app.command("batch")
+def batch(
+    graph: Annotated[str, typer.Argument(help="graph id, e.g. i2cr")],
+    input: Annotated[Path, typer.Option("--input", help="JSONL of records")],
+    output: Annotated[Path, typer.Option("--output", help="JSONL of answers; rerun to resume")],
+    engine: Annotated[str, typer.Option(help="local (process pool) or ray (Ray Data actor pool)")] = "local",
+    workers: Annotated[int, typer.Option(help="worker processes or actors, each holding the models once")] = 1,
+    batch_size: Annotated[int, typer.Option(help="records per task")] = 16,
+    address: Annotated[str | None, typer.Option(help="Ray cluster address (default: start a local Ray)")] = None,
+    profile: Profile = None, config: ConfigFile = None, as_json: AsJson = False,
+) -> None:
+    """Run a graph over a large JSONL file on several workers; failed records go to an errors file."""
+    from groundgraph.agents.batch import run_batch
+
+    stats = run_batch(graph, input, output, engine=engine, workers=workers, batch_size=batch_size,  # type: ignore[arg-type]
+                      profile=profile, config=str(config) if config else None, address=address,
+                      progress=_progress_bar(f"{graph} ({engine} x{workers})"))
+    if as_json:
+        _print_json(stats.model_dump())
+    else:
+        err.print(f"{stats.done} done, {stats.skipped} already finished, {stats.errors} errors in {stats.wall_s} s: "
+                  f"{stats.records_per_s} records/s ({engine}, {workers} worker(s))"
+                  + (f"; errors in {output}.errors.jsonl" if stats.errors else ""))
+
+
 @app.command("demo")
 def demo(profile: Profile = None, config: ConfigFile = None) -> None:
     """Run i2cr on a few real records shipped with groundgraph and print each answer."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -109,3 +110,24 @@ def call_model(tool: Tool[Any], fn: Callable[[], Any], what: str) -> Any:
         raise
     except Exception as exc:
         raise ToolError(f"{tool.name} failed to {what}: {type(exc).__name__}: {exc}") from exc
+
+
+_DEVICE = re.compile(r"cpu|cuda(:\d+)?")
+
+
+def check_device(device: str, cpu_only: str | None = None) -> str:
+    """Validate a device name; ``cpu_only`` names a backend that runs on the CPU alone."""
+    if cpu_only and device != "cpu":
+        raise ValueError(f"{cpu_only} runs on the CPU only; set device = 'cpu' (got {device!r})")
+    if not _DEVICE.fullmatch(device):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    return device
+
+
+def require_cuda(device: str, tool: str) -> None:
+    """A CUDA device that is asked for but absent is an error, never a silent fallback to CPU."""
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ToolUnavailableError(f"{tool} is configured for {device} but no CUDA device is available")

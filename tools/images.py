@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from groundgraph.tools.errors import InputError
 # Decompression-bomb guard: a header may claim any size; refuse before decoding pixels.
 MAX_PIXELS = 40_000_000
 CUE_KINDS = ("ocr", "caption", "dense_captions", "tags", "objects")
+ImageLike = Any  # a path, a PIL image or an HxWx3 uint8 array (see load_image)
 
 
 class ImageView(BaseModel):
@@ -81,3 +83,17 @@ def load_image(source: str | os.PathLike[str] | Image.Image | np.ndarray[Any, An
 def load_rgb_array(source: str | os.PathLike[str] | Image.Image | np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     return np.asarray(load_image(source))
 
+
+def load_images(images: Sequence[ImageLike]) -> list[Image.Image]:
+    """Validate and load a batch of images; the first bad one is an InputError naming its index."""
+    if isinstance(images, (str, Path, Image.Image, np.ndarray)):
+        raise InputError("expected a list of images, not a single image")
+    loaded = []
+    for i, image in enumerate(images):
+        try:
+            loaded.append(load_image(image))
+        except InputError as exc:
+            raise InputError(f"image {i}: {exc}") from None
+        except (TypeError, AttributeError):
+            raise InputError(f"image {i} is a {type(image).__name__}, not a path, PIL image or array") from None
+    return loaded

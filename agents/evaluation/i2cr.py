@@ -5,6 +5,7 @@ Top-1 accuracy counts every record (gold outside the candidates is wrong), as th
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 from collections import Counter, defaultdict
@@ -162,8 +163,8 @@ def report(agent: Agent, records: list[dict[str, Any]], data_path: str, ablation
         if name not in ABLATIONS:
             raise InputError(f"unknown ablation {name!r}; choose from {', '.join(ABLATIONS)}")
         variant = agent if not ABLATIONS[name] else agent.with_config(**ABLATIONS[name])
-        summary, rows = evaluate(variant, records, image_dir=image_dir,
-                                 progress=(lambda i, t, name=name: progress(name, i, t)) if progress else None)
+        step = functools.partial(progress, name) if progress else None
+        summary, rows = evaluate(variant, records, image_dir=image_dir, progress=step)
         summary["config"] = variant.config.model_dump(mode="json")
         out["runs"][name] = summary
         if plot_path and n == 0:
