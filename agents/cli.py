@@ -22,12 +22,14 @@ config_app = typer.Typer(help="Show the effective configuration.", no_args_is_he
 run_app = typer.Typer(help="Run a graph on one input or a JSONL file.", no_args_is_help=True)
 eval_app = typer.Typer(help="Evaluate a graph on a benchmark file.", no_args_is_help=True)
 calibrate_app = typer.Typer(help="Fit a graph's thresholds on a dev file.", no_args_is_help=True)
+train_app = typer.Typer(help="Train models: the i2cr LoRA selector, the roc encoder.", no_args_is_help=True)
 app.add_typer(tools_app, name="tools")
 app.add_typer(kb_app, name="kb")
 app.add_typer(config_app, name="config")
 app.add_typer(run_app, name="run")
 app.add_typer(eval_app, name="eval")
 app.add_typer(calibrate_app, name="calibrate")
+app.add_typer(train_app, name="train")
 app.add_typer(trace_app, name="trace")
 app.add_typer(serve_app, name="serve")
 
@@ -283,6 +285,46 @@ def batch(
         err.print(f"{stats.done} done, {stats.skipped} already finished, {stats.errors} errors in {stats.wall_s} s: "
                   f"{stats.records_per_s} records/s ({engine}, {workers} worker(s))"
                   + (f"; errors in {output}.errors.jsonl" if stats.errors else ""))
+
+
+# --- train -------------------------------------------------------------------------------------
+@train_app.command("selector")
+def train_selector(
+    base: Annotated[str, typer.Option(help="base causal LM: a local HF model dir (or a hub id, downloaded once)")],
+    data: Annotated[Path, typer.Option(help="MEL JSONL with gold entities")],
+    out_dir: Annotated[Path, typer.Option("--out", help="where the LoRA adapter and checkpoints go")],
+    rank: int = 16, alpha: int = 32, dropout: float = 0.05,
+    target_modules: Annotated[str, typer.Option(help="comma-separated module names")] = (
+        "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"),
+    epochs: float = 1.0, max_steps: Annotated[int | None, typer.Option()] = None, lr: float = 2e-4,
+    batch_size: int = 4, grad_accumulation: int = 4, max_length: int = 1024, eval_fraction: float = 0.1,
+    eval_every: int = 50, device: str = "cpu", dtype: str = "float32",
+    limit: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """LoRA-tune a causal LM to pick the gold entity among a MEL record's candidates (the I2CR selector)."""
+    from tqdm import tqdm
+
+    from groundgraph.agents.evaluation.i2cr import load_mel
+    from groundgraph.graphs.i2cr.selector_data import instruction_examples
+    from groundgraph.tools.lora_training import Example, LoraTrainConfig, train_lora
+
+    examples = [Example(**e) for e in instruction_examples(load_mel(data, limit))]
+    config = LoraTrainConfig(rank=rank, alpha=alpha, dropout=dropout, learning_rate=lr, epochs=epochs,
+                             max_steps=max_steps, batch_size=batch_size, grad_accumulation=grad_accumulation,
+                             max_length=max_length, eval_fraction=eval_fraction, eval_every=eval_every, device=device,
+                             dtype=dtype, target_modules=[t.strip() for t in target_modules.split(",") if t.strip()])
+    bar = tqdm(total=0, unit="step", desc="LoRA", disable=None)
+
+    def progress(step: int, total: int, loss: float) -> None:
+        bar.total = total
+        bar.update(step - bar.n)
+        bar.set_postfix(loss=f"{loss:.3f}")
+
+    result = train_lora(base, examples, out_dir, config, progress)
+    bar.close()
+    out.print(f"{result.steps} steps in {result.seconds} s on {result.train_examples} examples; train loss "
+              f"{result.train_loss[0]:.3f} -> {result.train_loss[-1]:.3f}; eval loss {result.eval_loss}; "
+              f"adapter in {result.adapter_dir}")
 
 
 @app.command("demo")
