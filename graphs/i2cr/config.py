@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from groundgraph.graphs.i2cr.scoring import ScorerWeights
+
 CUE_ORDER = ("ocr", "caption", "dense_captions", "tags")
 
 
@@ -28,6 +30,7 @@ class I2CRConfig(BaseModel):
     unverifiable: Literal["accept"] = Field(
         "accept", description="rule when the image gives nothing to score (no image, no cues): accept the choice")
     top_k: int = Field(10, ge=1, le=100, description="candidates retrieved from the KB when the input has none")
+    scoring: ScorerWeights = Field(default_factory=ScorerWeights, description="select's candidate scorer")
 
     @model_validator(mode="after")
     def _check(self) -> I2CRConfig:
