@@ -235,6 +235,7 @@ def calibrate_i2cr(
     alphas: Annotated[str, typer.Option(help="comma-separated alpha grid (cosine)")] = "-1,0,0.1,0.2,0.3,0.4,0.5",
     betas: Annotated[str, typer.Option(help="comma-separated beta grid, on the image_text tool's scale")] = (
         "0,10,20,25,30,35,40,45,50,60,101"),
+    fallbacks: Annotated[str, typer.Option(help="comma-separated fallback rules to try")] = "text_only,last_round",
     profile: Profile = None, config: ConfigFile = None,
 ) -> None:
     """Grid-search alpha and beta on a dev file and write them to a config file the agent reads."""
@@ -250,16 +251,17 @@ def calibrate_i2cr(
 
     agent = load_agent("i2cr", profile, config=str(config) if config else None, trace=False)
     records = i2cr.load_mel(data, limit)
-    result = i2cr.calibrate(agent, records, floats(alphas), floats(betas), progress=_progress_bar("grid"))
+    result = i2cr.calibrate(agent, records, floats(alphas), floats(betas),
+                            [f.strip() for f in fallbacks.split(",") if f.strip()], progress=_progress_bar("grid"))
     best = result["best"]
     scale = result["scale"]["beta"]
     write_report({**result, "data": str(data), "command": " ".join(["groundgraph", *sys.argv[1:]])},
                  out_file.with_suffix(".calibration.json"))
     out_file.write_text(f"# written by `groundgraph calibrate i2cr` on {data.name} ({len(records)} records): "
                         f"top-1 {best['top1']}\n[graphs.i2cr]\nalpha = {best['alpha']}\nbeta = {best['beta']}\n"
-                        f'beta_scale = "{scale}"\n')
-    out.print(f"alpha = {best['alpha']}, beta = {best['beta']} ({scale}): top-1 {best['top1']} on {len(records)} "
-              f"records; written to {out_file} (use it with --config {out_file})")
+                        f'beta_scale = "{scale}"\nfallback = "{best["fallback"]}"\n')
+    out.print(f"alpha = {best['alpha']}, beta = {best['beta']} ({scale}), fallback {best['fallback']}: "
+              f"top-1 {best['top1']} on {len(records)} records; written to {out_file} (--config {out_file})")
 
 
 @app.command("batch")

@@ -173,27 +173,47 @@ def report(agent: Agent, records: list[dict[str, Any]], data_path: str, ablation
 
 
 # --- calibration -----------------------------------------------------------------------------
-def calibrate(agent: Agent, records: list[dict[str, Any]], alphas: list[float], betas: list[float],
-              progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Grid-search alpha and beta by Top-1 accuracy on ``records`` with the plain-loop runner.
+class _MemoScorer:
+    """Remembers each ranking: across a grid, the same (record, cues, exclusions) recur often."""
 
-    Every (alpha, beta) runs the same nodes and gates as the graph; the tools' caches make
-    repeated grid points cheap. Ties prefer fewer rounds (faster), then values near the middle.
+    def __init__(self, scorer: Any) -> None:
+        self.scorer = scorer
+        self.name = getattr(scorer, "name", "scorer")
+        self._memo: dict[Any, Any] = {}
+
+    def rank(self, *, mention: str, context: str, cues: Mapping[str, str], candidates: list[dict[str, Any]],
+             excluded: Any = ()) -> Any:
+        key = (mention, context, tuple(sorted(cues.items())), tuple(c["id"] for c in candidates),
+               frozenset(excluded))
+        if key not in self._memo:
+            self._memo[key] = self.scorer.rank(mention=mention, context=context, cues=cues, candidates=candidates,
+                                               excluded=excluded)
+        return self._memo[key]
+
+
+def calibrate(agent: Agent, records: list[dict[str, Any]], alphas: list[float], betas: list[float],
+              fallbacks: list[str] | None = None,
+              progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Grid-search alpha, beta (and the fallback rule) by Top-1 accuracy with the plain-loop runner.
+
+    Every grid point runs the same nodes and gates as the graph (``run_plain``); rankings are
+    memoised, so the grid costs little more than one pass. Ties prefer fewer rounds (faster).
     """
-    grid = list(itertools.product(alphas, betas))
+    grid = list(itertools.product(alphas, betas, fallbacks or [agent.config.fallback]))
     results = []
     base = agent.context
-    for i, (alpha, beta) in enumerate(grid, 1):
-        config = base.config.model_copy(update={"alpha": alpha, "beta": beta})
-        ctx = type(base)(**{**base.__dict__, "config": config})
+    scorer = _MemoScorer(base.scorer)
+    inputs = [agent.validate(mel_input(r)) for r in records]
+    for i, (alpha, beta, fallback) in enumerate(grid, 1):
+        config = base.config.model_copy(update={"alpha": alpha, "beta": beta, "fallback": fallback})
+        ctx = type(base)(**{**base.__dict__, "config": config, "scorer": scorer})
         correct = rounds = 0
-        for record in records:
-            inp = agent.validate(mel_input(record))
+        for record, inp in zip(records, inputs, strict=True):
             final = run_plain(initial_state(inp, config), ctx)
             entity = final["result"]["entity"] or {}
             correct += entity.get("id") == record["gold"]["id"]
             rounds += final["result"]["rounds"]
-        results.append({"alpha": alpha, "beta": beta, "top1": round(correct / len(records), 4),
+        results.append({"alpha": alpha, "beta": beta, "fallback": fallback, "top1": round(correct / len(records), 4),
                         "mean_rounds": round(rounds / len(records), 3)})
         if progress:
             progress(i, len(grid))
