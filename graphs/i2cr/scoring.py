@@ -22,7 +22,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -89,6 +89,10 @@ class ScorerWeights(BaseModel):
                        description="weight of the LLM's calibrated log-likelihood; 0 never calls it")
     llm_gap: float = Field(default=1.0, ge=0.0, description="call the LLM only when best score - second best < this")
     llm_top_k: int = Field(default=4, ge=2, le=20, description="how many of the best candidates the LLM re-scores")
+    llm_prompt: Literal["likelihood", "instruction"] = Field(
+        default="likelihood", description="'likelihood': a base LM scores candidate labels after a completion prompt "
+        "(calibrated); 'instruction': an instruction-tuned selector (the LoRA one of `groundgraph train selector`) "
+        "chooses among candidate names with the prompt it was trained on")
 
     def feature_weights(self) -> np.ndarray[Any, Any]:
         """The feature weights in ``FEATURE_NAMES`` order."""
@@ -448,8 +452,14 @@ class CandidateScorer:
     def _llm_scores(self, mention: str, context: str, cues: Mapping[str, str],
                     candidates: Sequence[Mapping[str, Any]]) -> list[float]:
         assert self.llm is not None
-        prompt, calibration = select_prompts(mention, context, cues)
-        options = [candidate_label(c["name"], c.get("description") or "") for c in candidates]
+        if self.weights.llm_prompt == "instruction" and len({c["name"] for c in candidates}) == len(candidates):
+            from groundgraph.graphs.i2cr.selector_data import selection_prompt
+
+            prompt, calibration = selection_prompt(mention, context, cues, candidates), None
+            options = [c["name"] for c in candidates]
+        else:
+            prompt, calibration = select_prompts(mention, context, cues)
+            options = [candidate_label(c["name"], c.get("description") or "") for c in candidates]
         choice = self.llm.choose(prompt, options, calibration_prompt=calibration)
         if len(choice.scores) != len(options):
             raise ToolError(f"{self.llm.name} returned {len(choice.scores)} scores for {len(options)} options")
