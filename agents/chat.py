@@ -63,6 +63,15 @@ class LinkEntityArgs(BaseModel):
                                           "dense_captions, tags")
 
 
+class EnrichCaptionArgs(BaseModel):
+    """Arguments of ``enrich_caption`` (graph enriched_caption)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image_path: str = Field(min_length=1, description="path of the news photograph, inside the server's allowed "
+                                                        "image roots (relative paths are looked up in those roots)")
+
+
 class GetTraceArgs(BaseModel):
     """Arguments of ``get_trace``."""
 
@@ -101,6 +110,13 @@ def _run_link_entity(host: ChatHost, args: LinkEntityArgs) -> dict[str, Any]:
             "run_id": out["run_id"]}
 
 
+def _run_enrich_caption(host: ChatHost, args: EnrichCaptionArgs) -> dict[str, Any]:
+    image = str(resolve_image_path(args.image_path, host.settings.allowed_image_roots))
+    out = host.agent("enriched_caption").invoke({"image": image}).model_dump(mode="json")
+    keep = ("caption", "matched", "match_by", "article", "facts", "image_id", "fusion", "run_id")
+    return {k: out.get(k) for k in keep}
+
+
 def _run_get_trace(host: ChatHost, args: GetTraceArgs) -> dict[str, Any]:
     from groundgraph.agents.traces import load_run, score_text, scores_of
 
@@ -125,6 +141,13 @@ LINK_ENTITY = ChatTool(
                  "run_id to pass to get_trace."),
     args_model=LinkEntityArgs, run=_run_link_entity, graph="i2cr")
 
+ENRICH_CAPTION = ChatTool(
+    name="enrich_caption",
+    description=("Caption a news photograph with who, what, when, where and why, from the news article whose "
+                 "photo matches it (image retrieval + geometric verification). Returns the caption, the matched "
+                 "article (or says there was no match) and a run_id to pass to get_trace."),
+    args_model=EnrichCaptionArgs, run=_run_enrich_caption, graph="enriched_caption")
+
 GET_TRACE = ChatTool(
     name="get_trace",
     description=("Explain a groundgraph run: its input, answer, and the steps the agent took (decisions, "
@@ -132,7 +155,7 @@ GET_TRACE = ChatTool(
     args_model=GetTraceArgs, run=_run_get_trace)
 
 #: graph tools by graph name; a new graph adds its own with ``register_chat_tool``
-GRAPH_TOOLS: dict[str, ChatTool] = {"i2cr": LINK_ENTITY}
+GRAPH_TOOLS: dict[str, ChatTool] = {"i2cr": LINK_ENTITY, "enriched_caption": ENRICH_CAPTION}
 #: tools over stored runs, offered whatever graphs are served
 RUN_TOOLS: tuple[ChatTool, ...] = (GET_TRACE,)
 

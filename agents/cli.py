@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from groundgraph.agents.cli_caption import corpus_app, eval_enriched_caption, run_enriched_caption
 from groundgraph.agents.cli_trace import serve_app, trace_app
 from groundgraph.tools.errors import GroundgraphError, InputError
 
@@ -31,6 +32,9 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(calibrate_app, name="calibrate")
 app.add_typer(train_app, name="train")
 app.add_typer(trace_app, name="trace")
+app.add_typer(corpus_app, name="corpus")
+run_app.command("enriched_caption")(run_enriched_caption)
+eval_app.command("enriched_caption")(eval_enriched_caption)
 app.add_typer(serve_app, name="serve")
 
 out = Console()
