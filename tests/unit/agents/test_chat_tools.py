@@ -56,7 +56,7 @@ def test_schemas_describe_every_argument(host: ChatHost) -> None:
     for tool in langchain_tools(host):
         props = tool.tool_call_schema.model_json_schema()["properties"]
         assert props and all(p.get("description") for p in props.values()), tool.name
-    assert {t.name for t in langchain_tools(host)} == {"link_entity", "get_trace"}
+    assert {t.name for t in langchain_tools(host)} == {"link_entity", "enrich_caption", "get_trace"}
 
 
 def test_image_path_inside_the_allowed_roots_is_used(host: ChatHost) -> None:
@@ -113,7 +113,7 @@ def test_get_trace_explains_a_run_and_refuses_unknown_ids(host: ChatHost) -> Non
 
 
 def test_registry_is_keyed_by_graph_and_refuses_unknown_graphs(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert [t.name for t in chat_tools()] == ["link_entity", "get_trace"]
+    assert [t.name for t in chat_tools()] == ["link_entity", "enrich_caption", "get_trace"]
     monkeypatch.setattr(chat, "GRAPH_TOOLS", dict(chat.GRAPH_TOOLS))
     extra = ChatTool(name="extract_relation", description="d", args_model=chat.GetTraceArgs,
                      run=lambda host, args: {}, graph="roc")
@@ -139,7 +139,7 @@ def test_mcp_server_offers_the_same_tools_in_process(host: ChatHost) -> None:
 
     listed, ok, bad = asyncio.run(session())
     schemas = {t.name: t.input_schema for t in listed.tools}
-    assert set(schemas) == {"link_entity", "get_trace"}
+    assert set(schemas) == {"link_entity", "enrich_caption", "get_trace"}
     assert schemas["link_entity"]["properties"]["image_path"]["description"].startswith("path of the mention's image")
     assert schemas["link_entity"]["required"] == ["mention"]
     assert not ok.is_error and json.loads(ok.content[0].text)["entity"]["id"] == "Q2"
