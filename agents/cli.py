@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from groundgraph.agents import cli_insgenel, cli_roc
 from groundgraph.agents.cli_caption import corpus_app, eval_enriched_caption, run_enriched_caption
+from groundgraph.agents.cli_common import AsJson, ConfigFile, Profile, err, out, print_json, progress_bar, run_file
 from groundgraph.agents.cli_trace import serve_app, trace_app
 from groundgraph.tools.errors import GroundgraphError, InputError
 
@@ -35,24 +36,16 @@ app.add_typer(trace_app, name="trace")
 app.add_typer(corpus_app, name="corpus")
 run_app.command("enriched_caption")(run_enriched_caption)
 eval_app.command("enriched_caption")(eval_enriched_caption)
+cli_roc.register(run_app=run_app, eval_app=eval_app, train_app=train_app)
+cli_insgenel.register(run_app=run_app, eval_app=eval_app)
 app.add_typer(serve_app, name="serve")
 
-out = Console()
-err = Console(stderr=True)
-
-Profile = Annotated[str | None, typer.Option("--profile", "-p", help="cpu (default) or gpu")]
-ConfigFile = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file")]
-AsJson = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
 
 
 def _settings(profile: str | None, config: Path | None, **overrides: Any) -> Any:
     from groundgraph.agents.settings import load_settings
 
     return load_settings(profile, config, **overrides)
-
-
-def _print_json(data: Any) -> None:
-    out.print_json(json.dumps(data, ensure_ascii=False, default=str))
 
 
 # --- tools ------------------------------------------------------------------------------------
@@ -81,7 +74,7 @@ def tools_check(profile: Profile = None, config: ConfigFile = None,
     toolbox = Toolbox(settings.tools, kb_source=str(settings.kb_source or data_path("demo_kb.jsonl")))
     checks = check_tools(toolbox, role)
     if as_json:
-        _print_json([c.model_dump() for c in checks])
+        print_json([c.model_dump() for c in checks])
     else:
         table = Table("role", "tool", "device", "ok", "load s", "call ms", "peak RSS MB", "result / error",
                       title=f"tools of the {settings.profile} profile")
@@ -121,28 +114,10 @@ def kb_build(source: Annotated[Path, typer.Argument(help="entities JSONL")], pro
 @config_app.command("show")
 def config_show(profile: Profile = None, config: ConfigFile = None) -> None:
     """Print the effective configuration (profile + file + environment)."""
-    _print_json(_settings(profile, config).model_dump(mode="json"))
+    print_json(_settings(profile, config).model_dump(mode="json"))
 
 
 # --- run ----------------------------------------------------------------------------------------
-def _run_file(agent: Any, input_path: Path, output_path: Path) -> None:
-    from tqdm import tqdm
-
-    from groundgraph.agents.jsonl import run_jsonl
-
-    bar = tqdm(total=0, unit="record", desc=agent.name, disable=None)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
-
-    counts = run_jsonl(input_path, output_path, lambda r: agent.invoke(r).model_dump(mode="json"),
-                       progress=progress)
-    bar.close()
-    err.print(f"{counts['done']} done, {counts['skipped']} already finished, {counts['errors']} errors"
-              + (f" (see {output_path}.errors.jsonl)" if counts["errors"] else ""))
-
-
 @run_app.command("i2cr")
 def run_i2cr(
     mention: Annotated[str | None, typer.Option(help="the mention")] = None,
@@ -160,7 +135,7 @@ def run_i2cr(
     if input or output:
         if not (input and output):
             raise InputError("--input and --output go together")
-        _run_file(agent, input, output)
+        run_file(agent, input, output)
         return
     if not mention:
         raise InputError("give --mention (or --input and --output)")
@@ -172,7 +147,7 @@ def run_i2cr(
             raise InputError(f"cannot read candidates from {candidates}: {exc}") from None
     result = agent.invoke(record)
     if as_json:
-        _print_json(result.model_dump(mode="json"))
+        print_json(result.model_dump(mode="json"))
     else:
         e = result.entity
         out.print(f"{e.name if e else None} [{e.id if e else '-'}]  accepted by {result.accepted_by}, "
@@ -180,20 +155,6 @@ def run_i2cr(
 
 
 # --- eval / calibrate ---------------------------------------------------------------------------
-def _progress_bar(desc: str) -> Any:
-    from tqdm import tqdm
-
-    bar = tqdm(total=0, unit="record", desc=desc, disable=None)
-
-    def update(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
-        if done == total:
-            bar.close()
-
-    return update
-
-
 @eval_app.command("i2cr")
 def eval_i2cr(
     data: Annotated[Path, typer.Option(help="MEL JSONL with gold entities, e.g. ../shared/data/mel/wikimel.dev.jsonl")],
@@ -217,7 +178,7 @@ def eval_i2cr(
     records = i2cr.load_mel(data, limit)
     bars: dict[str, Any] = {}
     result = i2cr.report(agent, records, str(data), names, image_dir=images, plot_path=report.with_suffix(".png"),
-                         progress=lambda name, i, t: bars.setdefault(name, _progress_bar(name))(i, t))
+                         progress=lambda name, i, t: bars.setdefault(name, progress_bar(name))(i, t))
     result["command"] = " ".join(["groundgraph", *sys.argv[1:]])
     write_report(result, report)
     table = Table("run", "top-1", "fallback", "mean rounds", "LLM calls/rec", "median ms", "p95 ms", "rec/s",
@@ -256,7 +217,7 @@ def calibrate_i2cr(
     agent = load_agent("i2cr", profile, config=str(config) if config else None, trace=False)
     records = i2cr.load_mel(data, limit)
     result = i2cr.calibrate(agent, records, floats(alphas), floats(betas),
-                            [f.strip() for f in fallbacks.split(",") if f.strip()], progress=_progress_bar("grid"))
+                            [f.strip() for f in fallbacks.split(",") if f.strip()], progress=progress_bar("grid"))
     best = result["best"]
     scale = result["scale"]["beta"]
     write_report({**result, "data": str(data), "command": " ".join(["groundgraph", *sys.argv[1:]])},
@@ -284,9 +245,9 @@ def batch(
 
     stats = run_batch(graph, input, output, engine=engine, workers=workers, batch_size=batch_size,  # type: ignore[arg-type]
                       profile=profile, config=str(config) if config else None, address=address,
-                      progress=_progress_bar(f"{graph} ({engine} x{workers})"))
+                      progress=progress_bar(f"{graph} ({engine} x{workers})"))
     if as_json:
-        _print_json(stats.model_dump())
+        print_json(stats.model_dump())
     else:
         err.print(f"{stats.done} done, {stats.skipped} already finished, {stats.errors} errors in {stats.wall_s} s: "
                   f"{stats.records_per_s} records/s ({engine}, {workers} worker(s))"

@@ -15,19 +15,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from groundgraph.agents.cli_common import ConfigFile, Profile, err, out, progress_bar
 from groundgraph.tools.errors import InputError
 
 corpus_app = typer.Typer(help="Build article corpora (images + article text) for enriched_caption.",
                          no_args_is_help=True)
 
-out = Console()
-err = Console(stderr=True)
-
-Profile = Annotated[str | None, typer.Option("--profile", "-p", help="cpu (default) or gpu")]
-ConfigFile = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file")]
 CorpusOpt = Annotated[Path | None, typer.Option(
     "--corpus", help="article corpus: a JSONL file or a directory with articles.jsonl (default: the profile's, "
     "the shipped news corpus)")]
@@ -36,20 +31,6 @@ SHIPPED = "package:groundgraph.agents/data/news"
 
 def _corpus_override(corpus: Path | str | None) -> dict[str, Any]:
     return {"tools": {"corpus": {"backend": "faiss", "source": str(corpus)}}} if corpus else {}
-
-
-def _bar(desc: str, unit: str = "record") -> Any:
-    from tqdm import tqdm
-
-    bar = tqdm(total=0, unit=unit, desc=desc, disable=None)
-
-    def update(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
-        if done == total:
-            bar.close()
-
-    return update
 
 
 @corpus_app.command("build")
@@ -64,7 +45,7 @@ def corpus_build(
 
     settings = load_settings(profile, config, **_corpus_override(source))
     corpus = Toolbox(settings.tools)["corpus"]
-    directory = corpus.build(source, force=force, progress=_bar("encoding images", "image"))
+    directory = corpus.build(source, force=force, progress=progress_bar("encoding images", "image"))
     info = json.loads((directory / "done.json").read_text())
     out.print(f"article corpus: {info['articles']} articles, {info['images']} images in {directory} "
               f"(image features {info['space']})")
@@ -91,7 +72,7 @@ def run_enriched_caption(
         from groundgraph.agents.jsonl import run_jsonl
 
         counts = run_jsonl(input, output, lambda r: agent.invoke(r).model_dump(mode="json"),
-                           progress=_bar("enriched_caption"))
+                           progress=progress_bar("enriched_caption"))
         err.print(f"{counts['done']} done, {counts['skipped']} already finished, {counts['errors']} errors"
                   + (f" (see {output}.errors.jsonl)" if counts["errors"] else ""))
         return
@@ -141,7 +122,7 @@ def eval_enriched_caption(
         err.print(f"{len(skipped)} queries skipped (source unavailable), e.g. {skipped[0]}")
     result = ec.report(agent, rows, corpus=str(corpus or agent.toolbox.configs.get("corpus", {}).get("source")),
                        queries_path=str(queries), fusions=fusion or ["template"], skipped=skipped,
-                       progress=_bar("enriched_caption"))
+                       progress=progress_bar("enriched_caption"))
     result["command"] = " ".join(["groundgraph", *sys.argv[1:]])
     write_report(result, report)
     r, m = result["retrieval"], result["matching"]

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
-from rich.console import Console
+
+from groundgraph.agents.cli_common import AsJson, ConfigFile, Profile, err, out, print_json
 
 trace_app = typer.Typer(help="Inspect stored runs: list, show, html, fork.", no_args_is_help=True)
 serve_app = typer.Typer(help="Serve the agents to chat assistants (MCP).", no_args_is_help=True)
 
-out = Console()
-err = Console(stderr=True)
-
-Profile = Annotated[str | None, typer.Option("--profile", "-p", help="cpu (default) or gpu")]
-ConfigFile = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file")]
 Db = Annotated[Path | None, typer.Option("--db", help="trace store (default: trace.db of the settings)")]
-AsJson = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
 RunId = Annotated[str, typer.Argument(help="a run id (see `groundgraph trace list`)")]
 
 
@@ -43,10 +37,6 @@ def _fork_agent(graph: str, settings: Any, store: Any) -> Any:
     return Agent(graph_spec(graph), settings, store=store)
 
 
-def _print_json(data: Any) -> None:
-    out.print_json(json.dumps(data, ensure_ascii=False, default=str))
-
-
 @trace_app.command("list")
 def trace_list(profile: Profile = None, config: ConfigFile = None, db: Db = None,
                limit: Annotated[int, typer.Option(help="how many runs, newest first")] = 20,
@@ -57,7 +47,7 @@ def trace_list(profile: Profile = None, config: ConfigFile = None, db: Db = None
 
     records = _store(_settings(profile, config, db)).list(limit=limit, graph=graph)
     if as_json:
-        _print_json([r.model_dump(mode="json", exclude={"input", "output"}) for r in records])
+        print_json([r.model_dump(mode="json", exclude={"input", "output"}) for r in records])
     else:
         out.print(runs_table(records))
 
@@ -70,7 +60,7 @@ def trace_show(run_id: RunId, profile: Profile = None, config: ConfigFile = None
 
     view = load_run(_store(_settings(profile, config, db)), run_id)
     if as_json:
-        _print_json(view_json(view))
+        print_json(view_json(view))
     else:
         out.print(text_view(view))
 
@@ -110,7 +100,7 @@ def trace_fork(run_id: RunId,
     result = _fork_agent(record.graph, settings, store).fork(run_id, step, updates)
     data = result.model_dump(mode="json")
     if as_json:
-        _print_json(data)
+        print_json(data)
     else:
         out.print(f"answer: {answer_text(data)}" + (f"  rounds: {data['rounds']}" if "rounds" in data else "")
                   + f"\nnew run {result.run_id} (fork of {run_id} at step {step})", soft_wrap=True)
