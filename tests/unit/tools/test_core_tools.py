@@ -130,3 +130,19 @@ def test_a_third_party_plugin_installed_from_tests_is_discovered(tmp_path: Path,
     finally:
         monkeypatch.undo()
         registry.reset_cache()
+
+
+def test_disk_cache_serves_vectors_across_embedder_instances(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GROUNDGRAPH_CACHE", str(tmp_path))
+    first = HashingEmbedder(dimension=32, disk_cache=True)
+    vecs = first.embed(["alpha beta", "gamma"])
+    calls: list[list[str]] = []
+    second = HashingEmbedder(dimension=32, disk_cache=True)
+    original = second._encode
+    monkeypatch.setattr(second, "_encode", lambda texts: calls.append(texts) or original(texts))
+    again = second.embed(["gamma", "alpha beta", "delta"])
+    assert calls == [["delta"]]  # only the unseen text reached the model
+    assert np.allclose(again[:2], vecs[::-1])
+    other = HashingEmbedder(dimension=64, disk_cache=True)  # another model identity: its own file
+    assert other.embed(["gamma"]).shape == (1, 64)
+    assert len(list((tmp_path / "embeddings").glob("*.sqlite"))) == 2
