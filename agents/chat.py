@@ -72,6 +72,24 @@ class EnrichCaptionArgs(BaseModel):
                                                         "image roots (relative paths are looked up in those roots)")
 
 
+class ExtractRelationArgs(BaseModel):
+    """Arguments of ``extract_relation`` (graph roc)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, description="the sentence (or short post) that mentions both entities")
+    head: str = Field(min_length=1, description="the first entity, copied exactly as it appears in the text")
+    tail: str = Field(min_length=1, description="the second entity, copied exactly as it appears in the text")
+    head_offset: int | None = Field(
+        None, ge=0, description="character offset where the head starts in the text; only needed when the head "
+                                "occurs more than once (default: its first occurrence)")
+    tail_offset: int | None = Field(
+        None, ge=0, description="character offset where the tail starts; only needed when it occurs more than once")
+    image_path: str | None = Field(
+        None, description="path of the post's image, inside the server's allowed image roots (relative paths are "
+                          "looked up in those roots); omit when there is no image")
+
+
 class GetTraceArgs(BaseModel):
     """Arguments of ``get_trace``."""
 
@@ -117,6 +135,23 @@ def _run_enrich_caption(host: ChatHost, args: EnrichCaptionArgs) -> dict[str, An
     return {k: out.get(k) for k in keep}
 
 
+def _run_extract_relation(host: ChatHost, args: ExtractRelationArgs) -> dict[str, Any]:
+    def entity(name: str, offset: int | None, role: str) -> dict[str, Any]:
+        if offset is None:
+            return {"name": name}
+        if args.text[offset:offset + len(name)] != name:
+            raise InputError(f"{role} {name!r} is not at character {offset} of the text")
+        return {"name": name, "pos": [offset, offset + len(name)]}
+
+    image = str(resolve_image_path(args.image_path, host.settings.allowed_image_roots)) if args.image_path else None
+    record = {"text": args.text, "head": entity(args.head, args.head_offset, "head"),
+              "tail": entity(args.tail, args.tail_offset, "tail"), "image": image}
+    out = host.agent("roc").invoke(record).model_dump(mode="json")
+    return {"relation": out["relation"], "score": round(out["score"], 4), "decided_by": out["decided_by"],
+            "top_3": [{"relation": t["relation"], "score": round(t["score"], 4)} for t in out["top_k"][:3]],
+            "image_used": out["image_used"], "run_id": out["run_id"]}
+
+
 def _run_get_trace(host: ChatHost, args: GetTraceArgs) -> dict[str, Any]:
     from groundgraph.agents.traces import load_run, score_text, scores_of
 
@@ -148,6 +183,14 @@ ENRICH_CAPTION = ChatTool(
                  "article (or says there was no match) and a run_id to pass to get_trace."),
     args_model=EnrichCaptionArgs, run=_run_enrich_caption, graph="enriched_caption")
 
+EXTRACT_RELATION = ChatTool(
+    name="extract_relation",
+    description=("Find the relation between two entities mentioned in a sentence or social media post (optionally "
+                 "with its image) with the ROC agent: retrieval over relation descriptions (MNRE relations such as "
+                 "/per/org/member_of, or 'None'). Returns the relation, its score, the top 3 relations and a run_id "
+                 "to pass to get_trace."),
+    args_model=ExtractRelationArgs, run=_run_extract_relation, graph="roc")
+
 GET_TRACE = ChatTool(
     name="get_trace",
     description=("Explain a groundgraph run: its input, answer, and the steps the agent took (decisions, "
@@ -155,7 +198,8 @@ GET_TRACE = ChatTool(
     args_model=GetTraceArgs, run=_run_get_trace)
 
 #: graph tools by graph name; a new graph adds its own with ``register_chat_tool``
-GRAPH_TOOLS: dict[str, ChatTool] = {"i2cr": LINK_ENTITY, "enriched_caption": ENRICH_CAPTION}
+GRAPH_TOOLS: dict[str, ChatTool] = {"i2cr": LINK_ENTITY, "enriched_caption": ENRICH_CAPTION,
+                                     "roc": EXTRACT_RELATION}
 #: tools over stored runs, offered whatever graphs are served
 RUN_TOOLS: tuple[ChatTool, ...] = (GET_TRACE,)
 

@@ -18,9 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from groundgraph.agents.agent import load_agent
+from groundgraph.agents.agent import Agent, load_agent
 from groundgraph.agents.evaluation.common import environment, latency_summary, write_report
 from groundgraph.agents.evaluation.i2cr import load_mel, mel_input
+from groundgraph.agents.settings import TraceSettings
 from groundgraph.graphs.i2cr.graph import initial_state, run_plain
 
 
@@ -72,8 +73,9 @@ def main() -> None:
     }
     if args.with_trace:
         with tempfile.TemporaryDirectory() as tmp:
-            traced = load_agent("i2cr", "cpu", trace=True, trace={"db": str(Path(tmp) / "t.sqlite")})
-            traced._context = ctx  # same models, same caches
+            settings = agent.settings.model_copy(update={"trace": TraceSettings(db=Path(tmp) / "t.sqlite")})
+            # the same models and caches as the untraced runs: only the checkpointer differs
+            traced = Agent(agent.spec, settings, toolbox=agent.toolbox, trace=True, context=ctx)
             total, lat = timed(lambda inp: traced.invoke(inp))
         result["graph_with_sqlite_trace"] = {"mentions_per_s": round(len(inputs) / total, 2), **latency_summary(lat),
                                              "ratio_to_plain": round(total / plain_total, 4)}

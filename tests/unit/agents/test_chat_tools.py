@@ -56,7 +56,8 @@ def test_schemas_describe_every_argument(host: ChatHost) -> None:
     for tool in langchain_tools(host):
         props = tool.tool_call_schema.model_json_schema()["properties"]
         assert props and all(p.get("description") for p in props.values()), tool.name
-    assert {t.name for t in langchain_tools(host)} == {"link_entity", "enrich_caption", "get_trace"}
+    assert {t.name for t in langchain_tools(host)} == {"link_entity", "enrich_caption", "extract_relation",
+                                                        "get_trace"}
 
 
 def test_image_path_inside_the_allowed_roots_is_used(host: ChatHost) -> None:
@@ -113,7 +114,7 @@ def test_get_trace_explains_a_run_and_refuses_unknown_ids(host: ChatHost) -> Non
 
 
 def test_registry_is_keyed_by_graph_and_refuses_unknown_graphs(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert [t.name for t in chat_tools()] == ["link_entity", "enrich_caption", "get_trace"]
+    assert [t.name for t in chat_tools()] == ["link_entity", "enrich_caption", "extract_relation", "get_trace"]
     monkeypatch.setattr(chat, "GRAPH_TOOLS", dict(chat.GRAPH_TOOLS))
     extra = ChatTool(name="extract_relation", description="d", args_model=chat.GetTraceArgs,
                      run=lambda host, args: {}, graph="roc")
@@ -139,8 +140,32 @@ def test_mcp_server_offers_the_same_tools_in_process(host: ChatHost) -> None:
 
     listed, ok, bad = asyncio.run(session())
     schemas = {t.name: t.input_schema for t in listed.tools}
-    assert set(schemas) == {"link_entity", "enrich_caption", "get_trace"}
+    assert set(schemas) == {"link_entity", "enrich_caption", "extract_relation", "get_trace"}
     assert schemas["link_entity"]["properties"]["image_path"]["description"].startswith("path of the mention's image")
     assert schemas["link_entity"]["required"] == ["mention"]
     assert not ok.is_error and json.loads(ok.content[0].text)["entity"]["id"] == "Q2"
     assert bad.is_error and "PathNotAllowedError" in bad.content[0].text
+
+
+def test_extract_relation_takes_names_or_offsets_and_answers_with_top_3(tmp_path: Path) -> None:
+    from roc_fakes import COUPLE, MEMBER, make_ctx
+
+    from groundgraph.agents.agent import Agent
+    from groundgraph.agents.registry import graph_spec
+    from groundgraph.agents.settings import load_settings
+    from groundgraph.agents.toolbox import Toolbox
+
+    settings = load_settings("cpu", trace={"db": str(tmp_path / "t.sqlite")}, allowed_image_roots=[str(tmp_path)])
+    roc = Agent(graph_spec("roc"), settings, toolbox=Toolbox({"embedder": {"backend": "hashing"}}),
+                context=make_ctx(tmp_path))
+    tool = tools_by_name(ChatHost(settings, agents={"roc": roc}))["extract_relation"]
+    answer = json.loads(call(tool, {"text": "Ajax says Alice plays for Ajax", "head": "Alice", "tail": "Ajax",
+                                    "tail_offset": 26}).content)
+    assert answer["relation"] == MEMBER and [t["relation"] for t in answer["top_3"]] == [MEMBER, COUPLE]
+    assert set(answer) == {"relation", "score", "decided_by", "top_3", "image_used", "run_id"}
+    stored = roc.store.get(answer["run_id"]) if roc.store else None
+    assert stored is not None and stored.input["tail"]["pos"] == [5, 6]  # the second "Ajax" token
+    wrong = call(tool, {"text": "Alice plays for Ajax", "head": "Alice", "tail": "Ajax", "tail_offset": 3})
+    assert wrong.status == "error" and wrong.content == "InputError: tail 'Ajax' is not at character 3 of the text"
+    outside = call(tool, {"text": "Alice plays for Ajax", "head": "Alice", "tail": "Ajax", "image_path": "/etc/hosts"})
+    assert outside.status == "error" and outside.content.startswith("PathNotAllowedError")
