@@ -43,7 +43,7 @@ class TransformersLLM(_LLMTool):
         require_cuda(self.config.device, self.name)
         local = Path(self.config.model).is_dir()
         tokenizer = AutoTokenizer.from_pretrained(self.config.model, local_files_only=local)
-        model = AutoModelForCausalLM.from_pretrained(self.config.model, local_files_only=local,
+        model: Any = AutoModelForCausalLM.from_pretrained(self.config.model, local_files_only=local,
                                                      dtype=getattr(torch, self.config.dtype))
         if self.config.adapter:
             if not Path(self.config.adapter).is_dir():

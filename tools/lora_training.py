@@ -93,7 +93,8 @@ def train_lora(base: str, examples: Sequence[Example], out_dir: str | Path, conf
     torch.manual_seed(config.seed)
     local = Path(base).is_dir()
     tok = AutoTokenizer.from_pretrained(base, local_files_only=local)
-    model = AutoModelForCausalLM.from_pretrained(base, local_files_only=local, dtype=getattr(torch, config.dtype))
+    # Any: transformers' and peft's stubs disagree on the wrapped model's type
+    model: Any = AutoModelForCausalLM.from_pretrained(base, local_files_only=local, dtype=getattr(torch, config.dtype))
     present = {n.split(".")[-1] for n, _ in model.named_modules()}
     targets = [t for t in config.target_modules if t in present]
     if not targets:
