@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
 import sqlite3
 import threading
@@ -16,14 +17,14 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from groundgraph.tools.base import Tool, ToolConfig
 from groundgraph.tools.embedder import TextEmbedder
 from groundgraph.tools.errors import ConfigError, InputError
-from groundgraph.tools.vector_index import FaissIndex
+from groundgraph.tools.vector_index import FaissIndex, ivf_cells
 
 SCHEMA_VERSION = 1
 
@@ -73,7 +74,12 @@ def name_forms(name: str) -> list[str]:
 class KBConfig(ToolConfig):
     source: str | None = Field(None, description="entities JSONL, one {id, name, description, aliases?, image?} a line")
     cache_dir: str | None = Field(None, description="where built KBs are kept (default: user cache dir)")
-    index_type: str = Field("flat", description="FAISS index for dense lookup: flat, ivf or hnsw")
+    index_type: Literal["flat", "ivf", "hnsw"] = Field(
+        "flat", description="FAISS index for dense lookup: exact (flat) or approximate (ivf, hnsw; for KBs of "
+        "millions; recall against flat in benchmarks/kb_index_scale.py)")
+    nlist: int | None = Field(None, ge=1, description="IVF cells (default: 4 sqrt(entities), at least 39 "
+                              "training vectors per cell)")
+    nprobe: int = Field(32, ge=1, description="IVF cells visited per query")
     embed_batch_size: int = Field(256, ge=1)
 
 
@@ -123,6 +129,8 @@ class KnowledgeBase(Tool[KBConfig]):
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
         h.update(f"v{SCHEMA_VERSION}|{getattr(self.embedder, 'name', 'none')}|{self._embedder_id()}".encode())
+        if self.config.index_type != "flat":  # flat keeps the keys of KBs built before the option existed
+            h.update(f"|{self.config.index_type}|{self.config.nlist}".encode())
         return h.hexdigest()[:16]
 
     def _embedder_id(self) -> str:
@@ -166,8 +174,12 @@ class KnowledgeBase(Tool[KBConfig]):
         con.close()
         start = time.perf_counter()
         if self.embedder is not None:
-            index = FaissIndex(dim=self.embedder.dim, index_type=self.config.index_type, device=self.config.device)
             ordered = list(entities.values())
+            index = FaissIndex(dim=self.embedder.dim, index_type=self.config.index_type, device=self.config.device,
+                               nlist=self.config.nlist or ivf_cells(len(ordered)), nprobe=self.config.nprobe)
+            if index.needs_training:  # IVF: the coarse quantiser learns from a seeded sample of the whole KB
+                sample = random.Random(0).sample(ordered, min(len(ordered), 64 * index.config.nlist))
+                index.train(self.embedder.embed([e.text() for e in sample]))
             step = self.config.embed_batch_size
             for i in range(0, len(ordered), step):
                 chunk = ordered[i : i + step]

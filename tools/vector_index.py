@@ -42,6 +42,11 @@ class FaissConfig(ToolConfig):
     ef_search: int = Field(128, ge=1, description="HNSW search breadth")
 
 
+def ivf_cells(n: int) -> int:
+    """IVF cells for ``n`` vectors: the usual 4 sqrt(n), with at least 39 training vectors per cell."""
+    return max(1, min(int(4 * n**0.5), n // 39))
+
+
 class FaissIndex(Tool[FaissConfig]):
     """Exact (flat) or approximate (IVF, HNSW) inner-product search with string ids."""
 

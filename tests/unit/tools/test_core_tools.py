@@ -146,3 +146,26 @@ def test_disk_cache_serves_vectors_across_embedder_instances(tmp_path: Path, mon
     other = HashingEmbedder(dimension=64, disk_cache=True)  # another model identity: its own file
     assert other.embed(["gamma"]).shape == (1, 64)
     assert len(list((tmp_path / "embeddings").glob("*.sqlite"))) == 2
+
+
+@pytest.mark.parametrize("index_type", ["ivf", "hnsw"])
+def test_kb_with_an_approximate_index_finds_what_the_exact_one_finds(tmp_path: Path, index_type: str) -> None:
+    # 600 entities: more than one embedding batch, so IVF must train on a sample before the first add
+    src = tmp_path / "kb.jsonl"
+    words = ["river", "castle", "violin", "comet", "harbour", "glacier", "orchard", "tram", "lantern", "canyon"]
+    with src.open("w") as f:
+        for i in range(600):
+            a, b, c = words[i % 10], words[(i // 10) % 10], words[(i // 100) % 10]
+            f.write(json.dumps({"id": f"Q{i}", "name": f"{a.title()} {b} {i}", "description": f"a {c} near {a}"}) + "\n")
+    exact = KnowledgeBase(source=str(src), cache_dir=str(tmp_path / "flat"), embedder=HashingEmbedder(),
+                          embed_batch_size=128)
+    approx = KnowledgeBase(source=str(src), cache_dir=str(tmp_path / "approx"), embedder=HashingEmbedder(),
+                           embed_batch_size=128, index_type=index_type, nprobe=8)
+    exact.build()
+    approx.build()
+    assert len(approx._index or []) == 600  # type: ignore[arg-type]
+    queries = [f"{w.title()} castle" for w in words]
+    hits = [{i for i, _ in row} for row in approx.dense_batch(queries, k=10)]
+    truth = [{i for i, _ in row} for row in exact.dense_batch(queries, k=10)]
+    recall = sum(len(h & t) for h, t in zip(hits, truth, strict=True)) / sum(map(len, truth))
+    assert recall >= 0.8
