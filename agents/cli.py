@@ -89,13 +89,16 @@ def tools_check(profile: Profile = None, config: ConfigFile = None,
 # --- kb -----------------------------------------------------------------------------------------
 @kb_app.command("build")
 def kb_build(source: Annotated[Path, typer.Argument(help="entities JSONL")], profile: Profile = None,
-             config: ConfigFile = None, force: bool = False) -> None:
+             config: ConfigFile = None, force: bool = False,
+             index_type: Annotated[str | None, typer.Option(
+                 help="dense index: flat (exact; default), ivf or hnsw (approximate, for millions of entities; "
+                      "same as tools.kb.index_type)")] = None) -> None:
     """Build the knowledge base (SQLite + fuzzy names + FAISS vectors) once; later loads reuse it."""
     from tqdm import tqdm
 
     from groundgraph.agents.toolbox import Toolbox
 
-    settings = _settings(profile, config)
+    settings = _settings(profile, config, **({"tools": {"kb": {"index_type": index_type}}} if index_type else {}))
     kb = Toolbox(settings.tools, kb_source=str(source))["kb"]
     bar = tqdm(total=0, unit="entity", desc="embedding", disable=None)
 

@@ -92,3 +92,22 @@ def test_jsonl_batch_reports_bad_records_and_resumes(tmp_path: Path) -> None:
     counts = run_jsonl(src, out, one)
     assert counts["skipped"] == 2 and calls == [-1]
     assert len(out.read_text().splitlines()) == 2
+
+
+def test_kb_build_command_takes_the_index_type(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from groundgraph.agents.cli import app
+
+    src = tmp_path / "kb.jsonl"
+    src.write_text("".join(f'{{"id": "Q{i}", "name": "Entity {i}", "description": "thing {i % 7}"}}\n'
+                           for i in range(50)))
+    monkeypatch.setenv("GROUNDGRAPH_TOOLS__EMBEDDER__BACKEND", "hashing")
+    monkeypatch.setenv("GROUNDGRAPH_TOOLS__EMBEDDER__DISK_CACHE", "false")
+    monkeypatch.setenv("GROUNDGRAPH_TOOLS__KB__CACHE_DIR", str(tmp_path / "cache"))
+    result = CliRunner().invoke(app, ["kb", "build", str(src), "--index-type", "hnsw"])
+    assert result.exit_code == 0, result.output
+    (built,) = (tmp_path / "cache").iterdir()
+    assert json.loads((built / "dense" / "ids.json").read_text())["config"]["index_type"] == "hnsw"
+    bad = CliRunner().invoke(app, ["kb", "build", str(src), "--index-type", "annoy"])
+    assert isinstance(bad.exception, ConfigError) and "index_type" in str(bad.exception)  # main() prints it

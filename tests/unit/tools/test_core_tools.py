@@ -156,7 +156,8 @@ def test_kb_with_an_approximate_index_finds_what_the_exact_one_finds(tmp_path: P
     with src.open("w") as f:
         for i in range(600):
             a, b, c = words[i % 10], words[(i // 10) % 10], words[(i // 100) % 10]
-            f.write(json.dumps({"id": f"Q{i}", "name": f"{a.title()} {b} {i}", "description": f"a {c} near {a}"}) + "\n")
+            entity = {"id": f"Q{i}", "name": f"{a.title()} {b} {i}", "description": f"a {c} near {a}"}
+            f.write(json.dumps(entity) + "\n")
     exact = KnowledgeBase(source=str(src), cache_dir=str(tmp_path / "flat"), embedder=HashingEmbedder(),
                           embed_batch_size=128)
     approx = KnowledgeBase(source=str(src), cache_dir=str(tmp_path / "approx"), embedder=HashingEmbedder(),
