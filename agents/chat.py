@@ -90,6 +90,16 @@ class ExtractRelationArgs(BaseModel):
                           "looked up in those roots); omit when there is no image")
 
 
+class LinkDocumentArgs(BaseModel):
+    """Arguments of ``link_document`` (graph insgenel)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=200_000,
+                      description="the document (a paragraph to a long article) whose entity mentions to link")
+    max_links: int = Field(50, ge=1, le=500, description="at most this many links in the answer (the run keeps all)")
+
+
 class GetTraceArgs(BaseModel):
     """Arguments of ``get_trace``."""
 
@@ -152,6 +162,14 @@ def _run_extract_relation(host: ChatHost, args: ExtractRelationArgs) -> dict[str
             "image_used": out["image_used"], "run_id": out["run_id"]}
 
 
+def _run_link_document(host: ChatHost, args: LinkDocumentArgs) -> dict[str, Any]:
+    out = host.agent("insgenel").invoke({"text": args.text}).model_dump(mode="json")
+    keep = ("start", "end", "mention", "entity_id", "entity_name", "score")
+    links = [{k: (round(s[k], 4) if k == "score" else s[k]) for k in keep} for s in out["spans"]]
+    return {"links": links[:args.max_links], "total_links": len(links), "llm_calls": out["llm_calls"],
+            "run_id": out["run_id"]}
+
+
 def _run_get_trace(host: ChatHost, args: GetTraceArgs) -> dict[str, Any]:
     from groundgraph.agents.traces import load_run, score_text, scores_of
 
@@ -191,6 +209,13 @@ EXTRACT_RELATION = ChatTool(
                  "to pass to get_trace."),
     args_model=ExtractRelationArgs, run=_run_extract_relation, graph="roc")
 
+LINK_DOCUMENT = ChatTool(
+    name="link_document",
+    description=("Find the named entities of a document and link each to the knowledge base with the INSGENEL "
+                 "agent (alias matching, decision spans, constrained choice). Returns the links (character "
+                 "offsets, mention, entity id and name, score) and a run_id to pass to get_trace."),
+    args_model=LinkDocumentArgs, run=_run_link_document, graph="insgenel")
+
 GET_TRACE = ChatTool(
     name="get_trace",
     description=("Explain a groundgraph run: its input, answer, and the steps the agent took (decisions, "
@@ -199,7 +224,7 @@ GET_TRACE = ChatTool(
 
 #: graph tools by graph name; a new graph adds its own with ``register_chat_tool``
 GRAPH_TOOLS: dict[str, ChatTool] = {"i2cr": LINK_ENTITY, "enriched_caption": ENRICH_CAPTION,
-                                     "roc": EXTRACT_RELATION}
+                                     "roc": EXTRACT_RELATION, "insgenel": LINK_DOCUMENT}
 #: tools over stored runs, offered whatever graphs are served
 RUN_TOOLS: tuple[ChatTool, ...] = (GET_TRACE,)
 

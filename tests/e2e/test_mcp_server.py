@@ -41,7 +41,7 @@ def test_streamable_http_session_lists_and_calls_tools(tmp_path: Path, start_ser
     wait_until(connected, proc, "MCP HTTP server", proc.log, limit_s=120)
     listed, linked, trace = asyncio.run(session())
     assert {t.name for t in listed.tools} == {"link_entity", "enrich_caption", "extract_relation",
-                                               "get_trace"}
+                                               "link_document", "get_trace"}
     assert not linked.is_error
     answer = json.loads(linked.content[0].text)
     assert answer["answer"] == "Q2 (Roy Carroll)" and answer["rounds"] == 2
@@ -65,7 +65,7 @@ def test_cli_stdio_server_answers_from_the_trace_store_and_refuses_paths(tmp_pat
 
     listed, trace, refused = asyncio.run(asyncio.wait_for(session(), timeout=240))
     assert {t.name for t in listed.tools} == {"link_entity", "enrich_caption", "extract_relation",
-                                               "get_trace"}
+                                               "link_document", "get_trace"}
     assert not trace.is_error
     shown = json.loads(trace.content[0].text)
     assert shown["run_id"] == run_id and shown["answer"] == "Q2 (Roy Carroll)" and len(shown["events"]) == 2

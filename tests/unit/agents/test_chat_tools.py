@@ -57,7 +57,7 @@ def test_schemas_describe_every_argument(host: ChatHost) -> None:
         props = tool.tool_call_schema.model_json_schema()["properties"]
         assert props and all(p.get("description") for p in props.values()), tool.name
     assert {t.name for t in langchain_tools(host)} == {"link_entity", "enrich_caption", "extract_relation",
-                                                        "get_trace"}
+                                                        "link_document", "get_trace"}
 
 
 def test_image_path_inside_the_allowed_roots_is_used(host: ChatHost) -> None:
@@ -114,8 +114,9 @@ def test_get_trace_explains_a_run_and_refuses_unknown_ids(host: ChatHost) -> Non
 
 
 def test_registry_is_keyed_by_graph_and_refuses_unknown_graphs(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert [t.name for t in chat_tools()] == ["link_entity", "enrich_caption", "extract_relation", "get_trace"]
-    monkeypatch.setattr(chat, "GRAPH_TOOLS", dict(chat.GRAPH_TOOLS))
+    assert [t.name for t in chat_tools()] == ["link_entity", "enrich_caption", "extract_relation", "link_document",
+                                              "get_trace"]
+    monkeypatch.setattr(chat, "GRAPH_TOOLS", {k: v for k, v in chat.GRAPH_TOOLS.items() if k != "insgenel"})
     extra = ChatTool(name="extract_relation", description="d", args_model=chat.GetTraceArgs,
                      run=lambda host, args: {}, graph="roc")
     register_chat_tool(extra)
@@ -140,7 +141,7 @@ def test_mcp_server_offers_the_same_tools_in_process(host: ChatHost) -> None:
 
     listed, ok, bad = asyncio.run(session())
     schemas = {t.name: t.input_schema for t in listed.tools}
-    assert set(schemas) == {"link_entity", "enrich_caption", "extract_relation", "get_trace"}
+    assert set(schemas) == {"link_entity", "enrich_caption", "extract_relation", "link_document", "get_trace"}
     assert schemas["link_entity"]["properties"]["image_path"]["description"].startswith("path of the mention's image")
     assert schemas["link_entity"]["required"] == ["mention"]
     assert not ok.is_error and json.loads(ok.content[0].text)["entity"]["id"] == "Q2"
@@ -169,3 +170,28 @@ def test_extract_relation_takes_names_or_offsets_and_answers_with_top_3(tmp_path
     assert wrong.status == "error" and wrong.content == "InputError: tail 'Ajax' is not at character 3 of the text"
     outside = call(tool, {"text": "Alice plays for Ajax", "head": "Alice", "tail": "Ajax", "image_path": "/etc/hosts"})
     assert outside.status == "error" and outside.content.startswith("PathNotAllowedError")
+
+
+def test_link_document_answers_links_with_offsets_and_a_run_id(tmp_path: Path) -> None:
+    from insgenel_fakes import kb_file, make_ctx
+
+    from groundgraph.agents.agent import Agent
+    from groundgraph.agents.registry import graph_spec
+    from groundgraph.agents.settings import load_settings
+    from groundgraph.agents.toolbox import Toolbox
+
+    settings = load_settings("cpu", trace={"db": str(tmp_path / "t.sqlite")})
+    ctx = make_ctx(tmp_path, use_llm=False)
+    toolbox = Toolbox({"embedder": {"backend": "hashing"}, "kb": {"backend": "sqlite"}},
+                      kb_source=str(kb_file(tmp_path)))
+    linker = Agent(graph_spec("insgenel"), settings, toolbox=toolbox, context=ctx)
+    tool = tools_by_name(ChatHost(settings, agents={"insgenel": linker}))["link_document"]
+    text = "Steve Jobs founded Apple. Later Steve Jobs returned to Apple in Paris."
+    answer = json.loads(call(tool, {"text": text, "max_links": 2}).content)
+    assert set(answer) == {"links", "total_links", "llm_calls", "run_id"}
+    assert len(answer["links"]) == 2 and answer["total_links"] >= 4
+    first = answer["links"][0]
+    assert text[first["start"]:first["end"]] == first["mention"] == "Steve Jobs" and first["entity_id"] == "Q19837"
+    assert linker.store is not None and linker.store.get(answer["run_id"]) is not None
+    blank = call(tool, {"text": "   "})
+    assert blank.status == "error" and blank.content.startswith("InputError")
