@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test test-fast lint install system-deps
+.PHONY: demo test test-fast lint install system-deps check-robustness
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,3 +40,8 @@ test: install system-deps
 
 test-fast: install
 	$(BIN)/python -m pytest -q tests/unit
+
+# fuzzed inputs, injections, paths, kill -9 + resume, concurrency, model failures; prints the figures
+# and writes them to reports/robustness.json
+check-robustness: install
+	$(BIN)/python -m pytest -m robustness -q -s

@@ -209,6 +209,24 @@ class Agent:
             raise ConfigError("this agent keeps no traces (trace disabled)")
         return history(self.graph, run_id)
 
+    def resume(self, run_id: str) -> Any:
+        """Finish a stored run that stopped part-way (a crash, a kill -9) from its last checkpoint, on the
+        same run id: the steps already checkpointed are not run again. A finished run returns its output."""
+        if self.store is None:
+            raise ConfigError("resuming needs stored runs; this agent keeps no traces (trace disabled)")
+        config = self._run_config(run_id)
+        snap = self.graph.get_state(config)
+        if not snap.values:
+            raise InputError(f"no run with id {run_id!r} in {self.store.path}")
+        if not snap.next and not snap.tasks:  # it had finished (perhaps only its record was not updated)
+            return self._finish(run_id, snap.values)
+        # otherwise the next nodes run; a node whose writes were saved before the crash is not run again
+        try:  # None continues from the last checkpoint with the nodes that were next
+            final = self.graph.invoke(None, config=config, context=self.context)
+        except BaseException as exc:
+            raise self._failed(run_id, exc) from exc
+        return self._finish(run_id, final)
+
     def fork(self, run_id: str, step: int, updates: Mapping[str, Any] | None = None, *,
              new_run_id: str | None = None) -> Any:
         """Continue a stored run from the state after ``step`` with ``updates`` applied to it, as a new run.

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from groundgraph.agents import cli_insgenel, cli_roc
@@ -154,7 +155,7 @@ def run_i2cr(
     else:
         e = result.entity
         out.print(f"{e.name if e else None} [{e.id if e else '-'}]  accepted by {result.accepted_by}, "
-                  f"{result.rounds} round(s), run {result.run_id}")
+                  f"{result.rounds} round(s), run {result.run_id}", markup=False, highlight=False)
 
 
 # --- eval / calibrate ---------------------------------------------------------------------------
@@ -323,7 +324,7 @@ def main() -> None:
     try:
         app()
     except GroundgraphError as exc:
-        err.print(f"[red]error:[/] {type(exc).__name__}: {exc}")
+        err.print(f"[red]error:[/] {type(exc).__name__}: {escape(str(exc))}")  # messages quote user input
         sys.exit(2)
 
 

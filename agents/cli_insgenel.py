@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from groundgraph.agents.cli_common import AsJson, ConfigFile, Profile, err, out, print_json, progress_bar, run_file
 from groundgraph.tools.errors import InputError
@@ -61,7 +62,9 @@ def run_insgenel(
     table = Table("start", "end", "mention", "entity", "name", "score", "by",
                   title=f"{len(result.spans)} links; {result.llm_calls} LLM calls (naive: {result.naive_calls})")
     for s in result.spans:
-        table.add_row(str(s.start), str(s.end), s.mention, s.entity_id, s.entity_name, f"{s.score:.3f}", s.method)
+        # Text(): document words such as "[/]" are not rich markup
+        table.add_row(str(s.start), str(s.end), Text(s.mention), Text(s.entity_id), Text(s.entity_name),
+                      f"{s.score:.3f}", s.method)
     out.print(table)
     out.print(f"run {result.run_id}", style="dim", markup=False, highlight=False)
 

@@ -63,11 +63,18 @@ class BatchWriter:
 
     def __init__(self, output: str | Path) -> None:
         self.output = Path(output)
-        self.output.parent.mkdir(parents=True, exist_ok=True)
         self.errors_path = self.output.with_name(self.output.name + ".errors.jsonl")
-        self.done = finished_ids(self.output)
-        self._out = self.output.open("a", encoding="utf-8")
-        self._err = self.errors_path.open("w", encoding="utf-8")  # failures of this run only: they are retried
+        try:
+            self.output.parent.mkdir(parents=True, exist_ok=True)
+            self.done = finished_ids(self.output)
+            self._out = self.output.open("a", encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:  # a directory, no permission, not our JSONL...
+            raise InputError(f"cannot write the output file {self.output}: {exc}") from None
+        try:
+            self._err = self.errors_path.open("w", encoding="utf-8")  # failures of this run only: they are retried
+        except OSError as exc:
+            self._out.close()
+            raise InputError(f"cannot write the errors file {self.errors_path}: {exc}") from None
 
     @staticmethod
     def _append(f: Any, row: dict[str, Any]) -> None:

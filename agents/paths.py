@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from groundgraph.tools.errors import InputError, PathNotAllowedError
+from groundgraph.tools.images import shown
 
 HOW_TO_CONFIGURE = ("set allowed_image_roots = [\"/path/to/images\"] in groundgraph.toml, or the environment "
                     "variable GROUNDGRAPH_ALLOWED_IMAGE_ROOTS='[\"/path/to/images\"]'")
@@ -34,7 +35,11 @@ def resolve_image_path(path: str | os.PathLike[str], roots: Sequence[str | os.Pa
     outside every root are refused; a file outside the roots is refused without saying whether
     it exists.
     """
+    if not isinstance(path, str | os.PathLike):  # posted JSON may hold anything
+        raise InputError(f"image path must be a string, not {type(path).__name__}")
     raw = os.fspath(path)
+    if not isinstance(raw, str):
+        raise InputError("image path must be text, not bytes")
     if not raw.strip():
         raise InputError("image path is empty")
     if "\x00" in raw:
@@ -42,7 +47,15 @@ def resolve_image_path(path: str | os.PathLike[str], roots: Sequence[str | os.Pa
     if not roots:
         raise PathNotAllowedError(f"image paths are refused here: no allowed image roots are configured; "
                                   f"{HOW_TO_CONFIGURE}")
-    real_roots = _real_roots(roots)
+    try:
+        return _resolve(raw, _real_roots(roots))
+    except OSError as exc:  # a name too long for the file system, a loop of symlinks...
+        raise InputError(f"image path cannot be used: {exc.strerror or type(exc).__name__}") from None
+    except RuntimeError:  # "~someone" whose home directory is unknown
+        raise InputError(f"image path cannot be used: cannot expand {raw.split('/')[0]!r}") from None
+
+
+def _resolve(raw: str, real_roots: list[Path]) -> Path:
     given = Path(raw).expanduser()
     candidates = [given] if given.is_absolute() else [root / given for root in real_roots]
     for candidate in candidates:
@@ -51,12 +64,12 @@ def resolve_image_path(path: str | os.PathLike[str], roots: Sequence[str | os.Pa
             continue
         if not real.exists():
             if len(candidates) == 1:
-                raise InputError(f"image file not found: {raw}")
+                raise InputError(f"image file not found: {shown(raw)}")
             continue
         if not real.is_file():
-            raise InputError(f"image path is not a file: {raw}")
+            raise InputError(f"image path is not a file: {shown(raw)}")
         return real
     if not given.is_absolute() and any(_inside((r / given).resolve(), real_roots) for r in real_roots):
-        raise InputError(f"image file not found in the allowed roots: {raw}")
+        raise InputError(f"image file not found in the allowed roots: {shown(raw)}")
     raise PathNotAllowedError(f"image path {raw!r} is outside the allowed image roots "
                               f"({', '.join(map(str, real_roots))}); {HOW_TO_CONFIGURE}")

@@ -170,6 +170,10 @@ def stored_graph(graph: str, store: RunStore) -> CompiledStateGraph[Any, Any, An
 
 def load_run(store: RunStore, run_id: str, graph: str | None = None) -> RunView:
     """The run's record and steps; the graph comes from the record unless given."""
+    try:
+        run_id.encode("utf-8")
+    except UnicodeEncodeError:  # e.g. undecodable bytes from a command line: no stored id looks like that
+        raise InputError(f"no run with id {run_id!r}: a run id is plain text") from None
     record = store.get(run_id)
     name = graph or (record.graph if record else None)
     if name is None:

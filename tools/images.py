@@ -38,28 +38,37 @@ class ImageView(BaseModel):
         return ". ".join(self.cues[k].strip() for k in keys if self.cues.get(k, "").strip())
 
 
+def shown(path: str | os.PathLike[str]) -> str:
+    """A path as messages show it: undecodable bytes (surrogates) escaped, so the message is valid UTF-8."""
+    return os.fspath(path).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def check_image_path(path: str | os.PathLike[str]) -> Path:
     """Return the path if it is a readable image file within the pixel limit, else InputError."""
     p = Path(path)
     if not str(path).strip():
         raise InputError("image path is empty")
-    if not p.exists():
-        raise InputError(f"image file not found: {p}")
-    if not p.is_file():
-        raise InputError(f"image path is not a file: {p}")
+    try:
+        exists, is_file = p.exists(), p.is_file()
+    except OSError as exc:  # a name too long for the file system, a loop of symlinks...
+        raise InputError(f"image path cannot be used: {exc.strerror or type(exc).__name__}") from None
+    if not exists:
+        raise InputError(f"image file not found: {shown(p)}")
+    if not is_file:
+        raise InputError(f"image path is not a file: {shown(p)}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(p) as im:
                 width, height = im.size
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InputError(f"image {p} claims too many pixels (limit {MAX_PIXELS})") from None
+        raise InputError(f"image {shown(p)} claims too many pixels (limit {MAX_PIXELS})") from None
     except Exception as exc:
-        raise InputError(f"not a readable image: {p} ({type(exc).__name__})") from None
+        raise InputError(f"not a readable image: {shown(p)} ({type(exc).__name__})") from None
     if width * height > MAX_PIXELS:
-        raise InputError(f"image {p} is {width}x{height}, over the limit of {MAX_PIXELS} pixels")
+        raise InputError(f"image {shown(p)} is {width}x{height}, over the limit of {MAX_PIXELS} pixels")
     if width == 0 or height == 0:
-        raise InputError(f"image {p} is empty ({width}x{height})")
+        raise InputError(f"image {shown(p)} is empty ({width}x{height})")
     return p
 
 
@@ -77,7 +86,7 @@ def load_image(source: str | os.PathLike[str] | Image.Image | np.ndarray[Any, An
             im.load()
             return im.convert("RGB")
     except Exception as exc:  # truncated or corrupt data shows only while decoding
-        raise InputError(f"image {p} could not be decoded ({type(exc).__name__}: {exc})") from None
+        raise InputError(f"image {shown(p)} could not be decoded ({type(exc).__name__}: {exc})") from None
 
 
 def load_rgb_array(source: str | os.PathLike[str] | Image.Image | np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
