@@ -15,10 +15,10 @@ from pydantic import Field
 
 from groundgraph.tools.base import check_device, require_cuda
 from groundgraph.tools.errors import ToolUnavailableError
-from groundgraph.tools.llm import Choice, LLMConfig, _LLMTool, combine_scores, continuation, pick
+from groundgraph.tools.llm import Choice, LikelihoodConfig, _LLMTool, combine_scores, continuation, pick
 
 
-class TransformersLLMConfig(LLMConfig):
+class TransformersLLMConfig(LikelihoodConfig):
     model: str = Field(description="base causal LM: a local directory, or a hub id (downloaded only when named here)")
     adapter: str | None = Field(None, description="a PEFT LoRA adapter directory applied on top")
     dtype: str = Field("float32", description="torch dtype of the weights")
