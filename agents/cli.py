@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from groundgraph.agents import cli_insgenel, cli_roc
+from groundgraph.agents import cli_i2cr_train, cli_insgenel, cli_roc
 from groundgraph.agents.cli_caption import corpus_app, eval_enriched_caption, run_enriched_caption
 from groundgraph.agents.cli_common import AsJson, ConfigFile, Profile, err, out, print_json, progress_bar, run_file
 from groundgraph.agents.cli_trace import serve_app, trace_app
@@ -38,6 +38,7 @@ app.add_typer(corpus_app, name="corpus")
 run_app.command("enriched_caption")(run_enriched_caption)
 eval_app.command("enriched_caption")(eval_enriched_caption)
 cli_roc.register(run_app=run_app, eval_app=eval_app, train_app=train_app)
+cli_i2cr_train.register(train_app=train_app)
 cli_insgenel.register(run_app=run_app, eval_app=eval_app)
 app.add_typer(serve_app, name="serve")
 
