@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -30,9 +31,11 @@ def main() -> None:
     ap.add_argument("--engines", default="local,ray")
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--cold", action="store_true",
+                    help="each run starts with an empty embedding cache (compute-bound, as on new data)")
     ap.add_argument("--report", type=Path, default=Path("reports/batch_scaling.json"))
     args = ap.parse_args()
-    report: dict[str, Any] = {"benchmark": "batch_scaling", "graph": "i2cr", "profile": "cpu",
+    report: dict[str, Any] = {"benchmark": "batch_scaling", "graph": "i2cr", "profile": "cpu", "cold_cache": args.cold,
                               "command": " ".join(["python", *sys.argv]), "environment": environment(),
                               "data": str(args.data), "runs": []}
     with tempfile.TemporaryDirectory() as tmp:
@@ -42,6 +45,8 @@ def main() -> None:
         report["records"] = len(records)
         for engine in args.engines.split(","):
             for workers in (int(w) for w in args.workers.split(",")):
+                if args.cold:  # workers (processes, Ray actors) inherit the environment
+                    os.environ["GROUNDGRAPH_CACHE"] = tempfile.mkdtemp(dir=tmp)
                 stats = run_batch("i2cr", inputs, Path(tmp) / f"{engine}-{workers}.jsonl", engine=engine,  # type: ignore[arg-type]
                                   workers=workers, batch_size=args.batch_size, profile="cpu")
                 busy = stats.wall_s * workers
