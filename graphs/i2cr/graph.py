@@ -2,75 +2,46 @@
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
-from langgraph.runtime import Runtime
-from langgraph.types import RetryPolicy
 
+from groundgraph.graphs.base import Wiring
 from groundgraph.graphs.i2cr import nodes
 from groundgraph.graphs.i2cr.config import I2CRConfig
 from groundgraph.graphs.i2cr.context import I2CRContext
 from groundgraph.graphs.i2cr.state import I2CRInput, I2CRState
-from groundgraph.tools.errors import ToolError
 
-# Model calls may fail transiently (an LLM server restarting); bad input never is retried.
-TOOL_RETRY = RetryPolicy(max_attempts=3, initial_interval=0.5, retry_on=ToolError)
-
-
-# One table of nodes and gates drives both the LangGraph build and the plain-loop runner.
-NODES = {
-    "retrieve_candidates": nodes.retrieve_candidates,
-    "select": nodes.select,
-    "verify_intra": nodes.verify_intra,
-    "verify_inter": nodes.verify_inter,
-    "fetch_visual_cue": nodes.fetch_visual_cue,
-    "fuse": nodes.fuse,
-}
-EDGES: dict[str, str] = {"retrieve_candidates": "select", "fuse": END}
-GATES: dict[str, tuple[Callable[..., str], list[str]]] = {
-    START: (nodes.route_start, ["select", "retrieve_candidates"]),
-    "select": (nodes.route_after_select, ["verify_intra", "verify_inter", "fuse"]),
-    "verify_intra": (nodes.route_after_intra, ["select", "verify_inter", "fuse"]),
-    "verify_inter": (nodes.route_after_inter, ["fetch_visual_cue", "fuse"]),
-    "fetch_visual_cue": (nodes.route_after_cue, ["select", "fuse"]),
-}
-APPEND_KEYS = ("gates", "trace")  # list reducers in I2CRState
+# One table of nodes, edges and gates drives both the LangGraph build and the plain-loop runner.
+WIRING = Wiring(
+    nodes={
+        "retrieve_candidates": nodes.retrieve_candidates,
+        "select": nodes.select,
+        "verify_intra": nodes.verify_intra,
+        "verify_inter": nodes.verify_inter,
+        "fetch_visual_cue": nodes.fetch_visual_cue,
+        "fuse": nodes.fuse,
+    },
+    edges={"retrieve_candidates": "select", "fuse": END},
+    gates={
+        START: (nodes.route_start, ["select", "retrieve_candidates"]),
+        "select": (nodes.route_after_select, ["verify_intra", "verify_inter", "fuse"]),
+        "verify_intra": (nodes.route_after_intra, ["select", "verify_inter", "fuse"]),
+        "verify_inter": (nodes.route_after_inter, ["fetch_visual_cue", "fuse"]),
+        "fetch_visual_cue": (nodes.route_after_cue, ["select", "fuse"]),
+    },
+    append_keys=("gates", "trace"),  # list reducers in I2CRState
+    retried=("retrieve_candidates", "select", "verify_intra", "verify_inter", "fetch_visual_cue"),
+)
 
 
 def build() -> StateGraph:
-    g = StateGraph(I2CRState, context_schema=I2CRContext)
-    for name, fn in NODES.items():
-        g.add_node(name, fn, retry_policy=None if name == "fuse" else TOOL_RETRY)
-    for src, dst in EDGES.items():
-        g.add_edge(src, dst)
-    for src, (router, targets) in GATES.items():
-        g.add_conditional_edges(src, router, targets)
-    return g
+    return WIRING.build(I2CRState, I2CRContext)
 
 
 def run_plain(state: dict[str, Any], context: I2CRContext) -> dict[str, Any]:
-    """The same nodes and gates in a plain Python loop: no checkpoints, no retries, no streaming.
-
-    The baseline for measuring LangGraph's overhead, and fast enough for calibration grids.
-    """
-    runtime = Runtime(context=context)
-    state = dict(state)
-
-    def route(src: str) -> str:
-        if src in EDGES:
-            return EDGES[src]
-        router = GATES[src][0]
-        return router(state, runtime) if "runtime" in inspect.signature(router).parameters else router(state)
-
-    node = route(START)
-    while node != END:
-        for key, value in NODES[node](state, runtime).items():  # type: ignore[arg-type]
-            state[key] = state.get(key, []) + value if key in APPEND_KEYS else value
-        node = route(node)
-    return state
+    """The graph's nodes and gates in a plain loop (see ``Wiring.run_plain``)."""
+    return WIRING.run_plain(state, context)
 
 
 def initial_state(inp: I2CRInput, config: I2CRConfig) -> dict[str, Any]:
