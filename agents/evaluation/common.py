@@ -6,9 +6,27 @@ import json
 import platform
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from groundgraph.agents.jsonl import read_records
+from groundgraph.tools.errors import InputError
+
+
+def load_benchmark(path: str | Path, limit: int | None, is_record: Callable[[Mapping[str, Any]], bool],
+                   what: str) -> list[dict[str, Any]]:
+    """The first ``limit`` records of a benchmark JSONL; a line that is not ``what`` stops with its line number."""
+    rows: list[dict[str, Any]] = []
+    for lineno, record, error in read_records(path):
+        if error or not isinstance(record, dict) or not is_record(record):
+            raise InputError(f"{path}:{lineno} is not {what} ({error or 'wrong shape'})")
+        rows.append(record)
+        if limit and len(rows) >= limit:
+            break
+    if not rows:
+        raise InputError(f"{path} holds no records")
+    return rows
 
 
 def latency_summary(seconds: Sequence[float]) -> dict[str, float | None]:

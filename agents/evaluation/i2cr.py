@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from groundgraph.agents.agent import Agent
-from groundgraph.agents.evaluation.common import environment, latency_summary, pyplot
-from groundgraph.agents.jsonl import read_records
+from groundgraph.agents.evaluation.common import environment, latency_summary, load_benchmark, pyplot
 from groundgraph.graphs.i2cr.config import CUE_ORDER
 from groundgraph.graphs.i2cr.graph import initial_state, run_plain
 from groundgraph.tools.errors import GroundgraphError, InputError
@@ -44,14 +43,7 @@ def mel_input(record: Mapping[str, Any], image_dir: Path | None = None) -> dict[
 
 
 def load_mel(path: str | Path, limit: int | None = None) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for lineno, record, error in read_records(path):
-        if error or not isinstance(record, dict) or "gold" not in record:
-            raise InputError(f"{path}:{lineno} is not a MEL record with a gold entity ({error or 'no gold'})")
-        rows.append(record)
-        if limit and len(rows) >= limit:
-            break
-    return rows
+    return load_benchmark(path, limit, lambda r: "gold" in r, "a MEL record with a gold entity")
 
 
 def score_run(record: Mapping[str, Any], output: Mapping[str, Any], seconds: float) -> dict[str, Any]:

@@ -17,26 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from groundgraph.agents.agent import Agent
-from groundgraph.agents.evaluation.common import environment, latency_summary
-from groundgraph.agents.jsonl import read_records
-from groundgraph.tools.errors import GroundgraphError, InputError
+from groundgraph.agents.evaluation.common import environment, latency_summary, load_benchmark
+from groundgraph.tools.errors import GroundgraphError
 
 Span = tuple[int, int]
 
 
 def load_el(path: str | Path, limit: int | None = None) -> list[dict[str, Any]]:
     """ELEVANT benchmark records: {id, text, evaluation_span?, labels: [{span, entity_id, ...}]}."""
-    rows: list[dict[str, Any]] = []
-    for lineno, record, error in read_records(path):
-        if error or not isinstance(record, dict) or not isinstance(record.get("text"), str) \
-                or not isinstance(record.get("labels"), list):
-            raise InputError(f"{path}:{lineno} is not an EL record with text and labels ({error or 'bad shape'})")
-        rows.append(record)
-        if limit and len(rows) >= limit:
-            break
-    if not rows:
-        raise InputError(f"{path} holds no records")
-    return rows
+    return load_benchmark(path, limit, lambda r: isinstance(r.get("text"), str) and isinstance(r.get("labels"), list),
+                          "an EL record with text and labels")
 
 
 def evaluation_span(record: Mapping[str, Any]) -> Span:

@@ -18,8 +18,7 @@ from typing import Any
 import numpy as np
 
 from groundgraph.agents.agent import Agent
-from groundgraph.agents.evaluation.common import environment, latency_summary, pyplot
-from groundgraph.agents.jsonl import read_records
+from groundgraph.agents.evaluation.common import environment, latency_summary, load_benchmark, pyplot
 from groundgraph.graphs.roc.decide import NoneRule, calibrate, score
 from groundgraph.graphs.roc.encoding import NONE_LABEL
 from groundgraph.tools.errors import GroundgraphError, InputError
@@ -49,16 +48,7 @@ def roc_input(record: Mapping[str, Any], image_dir: Path | None = None) -> dict[
 
 
 def load_mnre(path: str | Path, limit: int | None = None) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for lineno, record, error in read_records(path):
-        if error or not isinstance(record, dict) or "relation" not in record:
-            raise InputError(f"{path}:{lineno} is not an MNRE record with a gold relation ({error or 'no relation'})")
-        rows.append(record)
-        if limit and len(rows) >= limit:
-            break
-    if not rows:
-        raise InputError(f"{path} holds no records")
-    return rows
+    return load_benchmark(path, limit, lambda r: "relation" in r, "an MNRE record with a gold relation")
 
 
 def run_records(agent: Agent, records: Sequence[Mapping[str, Any]], *, image_dir: Path | None = None,
