@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from groundgraph.graphs.i2cr.scoring import CUE_ORDER, Evidence, title_base
 from groundgraph.tools.errors import InputError
+from groundgraph.tools.finetune import Progress, adamw_linear_schedule, seed_everything
 
 TUNING_FILE = "scorer_tuning.json"
 
@@ -157,13 +158,6 @@ class ScorerTrainConfig(BaseModel):
     progress_bar: bool = True
 
 
-class Progress(BaseModel):
-    epoch: int
-    step: int
-    total_steps: int
-    loss: float
-
-
 class ScorerTrainResult(BaseModel):
     out_dir: Path
     data: str
@@ -221,11 +215,7 @@ def train(config: ScorerTrainConfig, on_progress: Callable[[Progress], None] | N
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    random.seed(config.seed)
-    np.random.seed(config.seed)
-    torch.manual_seed(config.seed)
+    seed_everything(config.seed, config.threads)
 
     records = read_mel(config.data_path)
     train_records, val_records = split_records(records, val_fraction=config.val_fraction, seed=config.split_seed)
@@ -247,17 +237,8 @@ def train(config: ScorerTrainConfig, on_progress: Callable[[Progress], None] | N
     total = steps_per_epoch * config.epochs
     if config.max_steps:
         total = min(total, config.max_steps)
-    no_decay = ("bias", "LayerNorm.weight", "norm.weight")
-    params = [
-        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
-         "weight_decay": config.weight_decay},
-        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(params, lr=config.lr)
-    warmup = int(config.warmup_ratio * total)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup))
-    )
+    optimizer, scheduler = adamw_linear_schedule(model, lr=config.lr, weight_decay=config.weight_decay,
+                                                 total_steps=total, warmup_ratio=config.warmup_ratio)
 
     def encode(texts: list[str], grad: bool) -> Any:
         with torch.set_grad_enabled(grad), torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):

@@ -39,6 +39,7 @@ from groundgraph.graphs.roc.encoding import (
     types_from_label,
 )
 from groundgraph.tools.errors import ConfigError, InputError
+from groundgraph.tools.finetune import Progress, adamw_linear_schedule, seed_everything
 
 ROC_FILE = "roc.json"
 TYPES_FILE = "type_classifier.json"
@@ -97,15 +98,6 @@ class TrainResult(BaseModel):
     epochs: list[EpochMetrics]
     type_seconds: float = 0.0
     seconds: float
-
-
-class Progress(BaseModel):
-    """One optimiser step, as reported to the progress callback."""
-
-    epoch: int
-    step: int
-    total_steps: int
-    loss: float
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -291,11 +283,7 @@ def train(config: TrainConfig, on_progress: Callable[[Progress], None] | None = 
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    random.seed(config.seed)
-    np.random.seed(config.seed)
-    torch.manual_seed(config.seed)
+    seed_everything(config.seed, config.threads)
 
     records = read_records(config.train_path)
     val_records = read_records(config.val_path)
@@ -346,19 +334,8 @@ def train(config: TrainConfig, on_progress: Callable[[Progress], None] | None = 
     total = steps_per_epoch * config.epochs
     if config.max_steps:
         total = min(total, config.max_steps)
-    no_decay = ("bias", "LayerNorm.weight", "norm.weight")
-    params = [
-        {
-            "params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
-            "weight_decay": config.weight_decay,
-        },
-        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(params, lr=config.lr)
-    warmup = int(config.warmup_ratio * total)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup))
-    )
+    optimizer, scheduler = adamw_linear_schedule(model, lr=config.lr, weight_decay=config.weight_decay,
+                                                 total_steps=total, warmup_ratio=config.warmup_ratio)
 
     history: list[EpochMetrics] = []
     best_f1, best_epoch, step = -1.0, 0, 0
