@@ -9,13 +9,13 @@ export TRANSFORMERS_OFFLINE := 1
 
 .PHONY: demo test test-fast lint install system-deps check-robustness
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# llama.cpp compiled for the build machine's CPU crashed elsewhere (AMX path): build it portable
 	$(BIN)/python -c "import llama_cpp" 2>/dev/null || \
-	  CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install --quiet --no-cache-dir llama-cpp-python==0.3.36
-	$(BIN)/pip install --quiet -e ".[dev,train]"
+	  CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install --quiet --no-cache-dir -c constraints.txt llama-cpp-python==0.3.36
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,train]"
 	touch $@
 
 install: $(VENV)/.installed

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from langgraph.graph import END, START, StateGraph
@@ -82,7 +83,7 @@ def server_graph(graph: str, *, agent: Any = None) -> CompiledStateGraph[Any, An
     input_schema = TypedDict(f"{context_class.__name__}Input",  # type: ignore[misc]
                              dict.fromkeys(spec.input_model.model_fields, Any), total=False)
 
-    def prepare(state: dict[str, Any], runtime: Runtime[ServerContext]) -> dict[str, Any]:
+    def prepare(state: Mapping[str, Any], *, runtime: Runtime[ServerContext]) -> dict[str, Any]:
         host = (runtime.context or context_class()).agent()
         raw = {k: v for k, v in state.items() if v is not None}
         if raw.get("image"):
@@ -90,7 +91,7 @@ def server_graph(graph: str, *, agent: Any = None) -> CompiledStateGraph[Any, An
         return dict(spec.initial_state(host.validate(raw), host.config))
 
     outer = StateGraph(inner.state_schema, context_schema=context_class, input_schema=input_schema)
-    outer.add_node("prepare", prepare, input_schema=input_schema)  # type: ignore[call-overload]
+    outer.add_node("prepare", prepare, input_schema=input_schema)
     outer.add_node(graph, inner.compile())
     outer.add_edge(START, "prepare")
     outer.add_edge("prepare", graph)
