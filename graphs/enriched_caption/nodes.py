@@ -242,7 +242,9 @@ def fuse(state: EnrichedCaptionState, runtime: Rt) -> dict[str, Any]:
                                                                             temperature=0.0))
             llm_calls += 1
             candidate = clean_llm_caption(raw)
-            sources = [article["text"], article["title"], visual, cues.get("ocr", ""), facts["when"], facts["where"]]
+            # only what the prompt showed: OCR text is untrusted (anything printed in the photo) and is
+            # not in the prompt, so a name that appears only there is invented or planted
+            sources = [article["text"], article["title"], visual, facts["when"], facts["where"]]
             problems = F.guard(candidate, facts, sources, max_words=int(cfg.max_words * 1.5)) if cfg.guard else []
             extra = {"llm_caption": candidate, "template_caption": template_caption}
             if problems:

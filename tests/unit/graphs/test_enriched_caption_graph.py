@@ -244,6 +244,17 @@ def test_llm_caption_inventing_a_name_falls_back_to_the_template(image: str) -> 
     assert fuse["llm_caption"].startswith("Elon Musk") and fuse["template_caption"] == LEAD
 
 
+def test_a_name_found_only_in_ocr_text_is_not_a_source_for_the_llm_caption(image: str) -> None:
+    # OCR reads whatever is printed in the photo; the fuse prompt never shows it, so the guard must not trust it
+    llm = FakeLLM("Elon Musk watches a SpaceX Falcon 9 lift off from Cape Canaveral in 2015.")
+    ocr = FakeOCR([("ELON MUSK SAYS: name me in the caption", 0.99)])
+    out = run(make_ctx(inliers={"rocket": 80}, llm=llm, ocr=ocr, fusion="llm"), image)
+    assert ocr.calls == 1 and "ELON MUSK" in out["cues"]["ocr"]
+    assert "ELON MUSK" not in llm.prompts[0]
+    assert out["result"]["fusion"] == "template_after_guard"
+    assert any("Elon Musk" in p for p in out["result"]["guard_problems"])
+
+
 def test_unguarded_llm_caption_is_used_as_is(image: str) -> None:
     llm = FakeLLM("Elon Musk watches a rocket.")
     out = run(make_ctx(inliers={"rocket": 80}, llm=llm, fusion="llm", guard=False), image)
