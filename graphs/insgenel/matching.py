@@ -84,6 +84,13 @@ _NICKNAMES: dict[str, tuple[str, ...]] = {
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
+# Weekdays and months are dates, which entity-linking conventions (AIDA, ELEVANT) never link; alone they
+# only ever match a namesake ("Tuesday" -> Tuesday Weld, "November" -> the month as a KB entry).
+_CALENDAR_WORDS = frozenset({
+    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january", "february",
+    "march", "april", "may", "june", "july", "august", "september", "october", "november", "december",
+})
+
 
 # --- normalisation and tokens -----------------------------------------------------------------
 def fold(text: str) -> str:
@@ -429,9 +436,15 @@ class AliasTable:
                     break
                 spans.append((j, tuple(key)))
             for j, k in reversed(spans):
+                if i == j and keys[i].lower() in _CALENDAR_WORDS:
+                    continue
                 hits = self._hits(k, tokens[i : j + 1], case_insensitive, allowed)
+                start, end = tokens[i].start, tokens[j].end
+                if hits and _inside_compound(text, start, end):
+                    # a part of a longer name never comes out of a hyphenated word ("Wal" of "Wal-Mart");
+                    # a full name may ("Atlanta-based")
+                    hits = [h for h in hits if h.family in FULL_FAMILIES]
                 if hits:
-                    start, end = tokens[i].start, tokens[j].end
                     # keep a final period that belongs to the alias ("U.S.", "Inc.")
                     if end < len(text) and text[end] == "." and any(
                             fold(h_surface).endswith(".") for h_surface in self._surfaces(k)):
@@ -466,6 +479,13 @@ class AliasTable:
                     found[a.entity_id] = AliasHit(a.entity_id, a.family, False)
         # Within one surface, an entity found by its full name outranks one found by a part.
         return sorted(found.values(), key=lambda h: (h.family not in FULL_FAMILIES, not h.exact_case))
+
+
+def _inside_compound(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] is glued by a hyphen to a word before or after it."""
+    after = end + 1 < len(text) and text[end] in "-\u2010\u2011" and text[end + 1].isalnum()
+    before = start >= 2 and text[start - 1] in "-\u2010\u2011" and text[start - 2].isalnum()
+    return after or before
 
 
 # --- decision spans ------------------------------------------------------------------------

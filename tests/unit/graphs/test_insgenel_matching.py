@@ -150,6 +150,24 @@ def test_acronym_keeps_its_final_period_and_suffix_is_taken_in(table: AliasTable
     assert got["The Home Depot Inc."] == {"Q864407"}
 
 
+def test_a_part_of_a_name_is_not_cut_from_a_hyphenated_word_but_a_full_name_is() -> None:
+    table = AliasTable.from_entities([("Q1", "Wal Hannington", PERSON_DESC.format(n="Wal Hannington")),
+                                      ("Q2", "Atlanta", "")])
+    assert table.aliases_of("Wal")  # a first-name alias exists ...
+    text = "Wal-Mart rose, while the Atlanta-based retailer fell. Wal said so."
+    # ... but is only found where the word stands alone
+    assert [(m.text, m.entity_ids) for m in table.find(text)] == [("Atlanta", ["Q2"]), ("Wal", ["Q1"])]
+    assert table.find(text)[1].start == text.index("Wal said")
+
+
+def test_a_weekday_or_month_alone_is_never_a_mention() -> None:
+    table = AliasTable.from_entities([("Q1", "Tuesday Weld", PERSON_DESC.format(n="Tuesday Weld")),
+                                      ("Q2", "November", ""), ("Q3", "Sunday Times", "")])
+    text = "On Tuesday in November, Tuesday Weld read the Sunday Times."
+    found = [m.text for s in decision_spans(table.find(text)) for m in s.mentions]
+    assert found == ["Tuesday Weld", "Sunday Times"]
+
+
 def test_hashtag_is_part_of_the_mention(table: AliasTable) -> None:
     text = "Loving #Apple today"
     assert [m.text for m in table.find(text)] == ["#Apple"]
