@@ -21,6 +21,20 @@ def print_json(data: Any) -> None:
     out.print_json(json.dumps(data, ensure_ascii=False, default=str))
 
 
+def log_progress(every: int) -> Any:
+    """A training progress callback for off a terminal (a log file): a line every ``every`` steps, not a bar."""
+    import time
+
+    start = time.perf_counter()
+
+    def log(p: Any) -> None:
+        if p.step % every == 0 or p.step == p.total_steps:
+            err.print(f"epoch {p.epoch} step {p.step}/{p.total_steps} loss {p.loss:.4f} "
+                      f"{time.perf_counter() - start:.0f}s", highlight=False)
+
+    return log
+
+
 def progress_bar(desc: str, unit: str = "record") -> Any:
     """A tqdm bar (quiet when not on a terminal) fed by ``update(done, total)`` callbacks."""
     from tqdm import tqdm

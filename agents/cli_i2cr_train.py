@@ -13,22 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
-from groundgraph.agents.cli_common import AsJson, ConfigFile, Profile, err, out, print_json
+from groundgraph.agents.cli_common import AsJson, ConfigFile, Profile, err, log_progress, out, print_json
 from groundgraph.tools.errors import InputError
-
-
-def _log_progress(every: int = 10) -> Any:
-    """Off a terminal (a log file) a line every ``every`` steps instead of a redrawn bar."""
-    import time
-
-    start = time.perf_counter()
-
-    def log(p: Any) -> None:
-        if p.step % every == 0 or p.step == p.total_steps:
-            err.print(f"epoch {p.epoch} step {p.step}/{p.total_steps} loss {p.loss:.4f} "
-                      f"{time.perf_counter() - start:.0f}s", highlight=False)
-
-    return log
 
 
 def train_scorer(
@@ -74,7 +60,7 @@ def train_scorer(
         except ValueError as exc:  # pydantic's ValidationError: a bad option value
             raise InputError(f"bad training option: {exc}") from None
         err.print(f"training the i2cr scorer encoder on the train split of {data} into {out_dir}")
-        trained = run_training(train_config, on_progress=None if sys.stderr.isatty() else _log_progress())
+        trained = run_training(train_config, on_progress=None if sys.stderr.isatty() else log_progress(10))
         result["training"] = {k: v for k, v in json.loads(trained.model_dump_json()).items() if k != "losses"}
         err.print(f"{trained.steps} steps on {trained.train_examples} records in {trained.seconds:.0f} s; loss "
                   f"{trained.loss_first:.4f} -> {trained.loss_last:.4f}; split {trained.split['train_records']} train /"

@@ -13,7 +13,17 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from groundgraph.agents.cli_common import AsJson, ConfigFile, Profile, err, out, print_json, progress_bar, run_file
+from groundgraph.agents.cli_common import (
+    AsJson,
+    ConfigFile,
+    Profile,
+    err,
+    log_progress,
+    out,
+    print_json,
+    progress_bar,
+    run_file,
+)
 from groundgraph.tools.errors import InputError
 
 
@@ -61,7 +71,7 @@ def train_roc(
         if not path.is_file():
             raise InputError(f"no such file: {path}")
     err.print(f"training roc on {train} for {epochs} epoch(s) into {out_dir}")
-    result = run_training(config, on_progress=None if sys.stderr.isatty() else _log_progress())
+    result = run_training(config, on_progress=None if sys.stderr.isatty() else log_progress(25))
     if as_json:
         print_json(json.loads(result.model_dump_json()))
         return
@@ -76,20 +86,6 @@ def train_roc(
     out.print(f"best epoch {result.best_epoch} (val F1) saved to {result.out_dir}; training took "
               f"{result.seconds:.0f} s; checkpoints in {result.out_dir / 'checkpoints'}" if keep_checkpoints else
               f"best epoch {result.best_epoch} saved to {result.out_dir}; training took {result.seconds:.0f} s")
-
-
-def _log_progress(every: int = 25) -> Any:
-    """Off a terminal (a log file) a line every ``every`` steps instead of a redrawn bar."""
-    import time
-
-    start = time.perf_counter()
-
-    def log(p: Any) -> None:
-        if p.step % every == 0 or p.step == p.total_steps:
-            err.print(f"epoch {p.epoch} step {p.step}/{p.total_steps} loss {p.loss:.4f} "
-                      f"{time.perf_counter() - start:.0f}s", highlight=False)
-
-    return log
 
 
 def _positions(text: str | None, what: str) -> list[int] | None:

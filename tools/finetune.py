@@ -51,3 +51,15 @@ def adamw_linear_schedule(model: Any, *, lr: float, weight_decay: float, total_s
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
 
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def optimizer_step(model: Any, optimizer: Any, scheduler: Any, loss: Any) -> float:
+    """Back-propagate ``loss``, clip the gradient norm to 1, step the optimiser and the schedule; the loss value."""
+    import torch
+
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    scheduler.step()
+    return float(loss.detach())

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from groundgraph.graphs.i2cr.scoring import CUE_ORDER, Evidence, title_base
 from groundgraph.tools.errors import InputError
-from groundgraph.tools.finetune import Progress, adamw_linear_schedule, seed_everything
+from groundgraph.tools.finetune import Progress, adamw_linear_schedule, optimizer_step, seed_everything
 
 TUNING_FILE = "scorer_tuning.json"
 
@@ -278,13 +278,8 @@ def train(config: ScorerTrainConfig, on_progress: Callable[[Progress], None] | N
             if config.name_weight > 0:
                 loss = loss + config.name_weight * _listwise_loss(
                     torch, encode(mentions, True), encode(titles, config.candidate_grad), groups, config.temperature)
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
+            losses.append(optimizer_step(model, optimizer, scheduler, loss))
             step += 1
-            losses.append(float(loss.detach()))
             bar.update(1)
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
             if on_progress:

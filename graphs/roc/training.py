@@ -39,7 +39,7 @@ from groundgraph.graphs.roc.encoding import (
     types_from_label,
 )
 from groundgraph.tools.errors import ConfigError, InputError
-from groundgraph.tools.finetune import Progress, adamw_linear_schedule, seed_everything
+from groundgraph.tools.finetune import Progress, adamw_linear_schedule, optimizer_step, seed_everything
 
 ROC_FILE = "roc.json"
 TYPES_FILE = "type_classifier.json"
@@ -360,13 +360,8 @@ def train(config: TrainConfig, on_progress: Callable[[Progress], None] | None = 
             features = _tokenize(model, [texts[i] for i in idx])
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
                 loss = loss_fn([features], y[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
+            losses.append(optimizer_step(model, optimizer, scheduler, loss))
             step += 1
-            losses.append(float(loss.detach()))
             bar.update(1)
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
             if on_progress:
