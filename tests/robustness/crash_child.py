@@ -20,19 +20,24 @@ from robust_agents import i2cr_agent  # noqa: E402
 
 
 class SlowNotingImageText:
-    """Never passes the inter-modal gate (so every cue round runs), slowly, noting each call."""
+    """Never passes the inter-modal gate (so every cue round runs), slowly, noting each call. With
+    ``hold_at`` the call of that number never returns, so the parent kills the child inside it, at a point
+    that does not depend on how busy the machine is."""
 
     name = "image_text.slow"
     scale = "clip_100cos"
 
-    def __init__(self, marker: Path, delay: float) -> None:
+    def __init__(self, marker: Path, delay: float, hold_at: int | None = None) -> None:
         self.marker = marker
         self.delay = delay
+        self.hold_at = hold_at
+        self.calls = 0
 
     def score(self, image: Any, texts: list[str]) -> list[float | None]:
+        self.calls += 1
         with self.marker.open("a") as f:
             f.write("call\n")
-        time.sleep(self.delay)
+        time.sleep(3600 if self.calls == self.hold_at else self.delay)
         return [0.0 for _ in texts]
 
 
@@ -41,7 +46,7 @@ def main() -> None:
     agent = i2cr_agent(db, trace=True)
     if mode == "run":
         run_id, marker = sys.argv[3], Path(sys.argv[4])
-        agent.context.image_text = SlowNotingImageText(marker, 0.8)
+        agent.context.image_text = SlowNotingImageText(marker, 0.05, hold_at=2)
         from fake_agent import RECORD
 
         agent.invoke(RECORD, run_id=run_id)

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -38,14 +39,15 @@ def start(args: list[str]) -> subprocess.Popen[bytes]:
                             stderr=subprocess.PIPE, start_new_session=True)
 
 
-def kill_when(proc: subprocess.Popen[bytes], marker: Path, calls: int, limit_s: float = 180.0) -> int:
-    """SIGKILL the child once ``marker`` has ``calls`` lines; returns the lines seen at the kill."""
+def kill_when(proc: subprocess.Popen[bytes], marker: Path, calls: int, limit_s: float = 180.0,
+              ready: Callable[[], bool] = lambda: True) -> int:
+    """SIGKILL the child once ``marker`` has ``calls`` lines and ``ready()`` holds; returns the lines seen."""
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             pytest.fail(f"the child ended before the kill: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
         seen = len(marker.read_text().splitlines()) if marker.exists() else 0
-        if seen >= calls:
+        if seen >= calls and ready():
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             return seen
@@ -61,7 +63,14 @@ def events_key(events: list[traces.TraceEvent]) -> list[tuple[str, int, str]]:
 def test_a_killed_multi_round_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     db, marker, run_id = tmp_path / "traces.sqlite", tmp_path / "calls", "crashed-run"
     proc = start(["run", str(db), run_id, str(marker)])
-    kill_when(proc, marker, calls=2)  # the second image-text call: round 2's verify_inter is running
+
+    def round_2_checkpointed() -> bool:
+        # LangGraph saves a step's checkpoint in the background while the next step runs (durability
+        # "async"), so on a busy machine the steps before the held call can still be unsaved for a while.
+        return max((e.round for e in i2cr_agent(db, trace=True).trace(run_id)), default=0) >= 2
+
+    # the child holds inside its second image-text call (round 2's verify_inter) until it is killed
+    kill_when(proc, marker, calls=2, ready=round_2_checkpointed)
 
     agent = i2cr_agent(db, trace=True)
     before = RunStore(db).get(run_id)
