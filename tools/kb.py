@@ -3,6 +3,11 @@
 ``KnowledgeBase.build(jsonl)`` runs once; the SQLite file, the vectors' FAISS index and the
 alias table are cached in a directory keyed by the source file's content and the embedder, so
 later loads take well under a second.
+
+A KB assembled from several sources can hold one thing twice, under a Wikidata id ('Q148') and
+under a Wikipedia title ('China'). ``merge_id_schemes`` folds such twins into the Wikidata entity
+(the id scheme that entity-linking benchmarks and Wikidata-based KBs use); the title keeps
+resolving to it through ``get``.
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ from groundgraph.tools.embedder import TextEmbedder
 from groundgraph.tools.errors import ConfigError, InputError
 from groundgraph.tools.vector_index import FaissIndex, ivf_cells
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the same_as table (ids merged into a Wikidata twin)
+
+_WIKIDATA_ID = re.compile(r"Q[1-9][0-9]*")
 
 
 class Entity(BaseModel):
@@ -80,7 +87,34 @@ class KBConfig(ToolConfig):
     nlist: int | None = Field(None, ge=1, description="IVF cells (default: 4 sqrt(entities), at least 39 "
                               "training vectors per cell)")
     nprobe: int = Field(32, ge=1, description="IVF cells visited per query")
+    merge_id_schemes: bool = Field(True, description="fold a Wikipedia-title entity into the one Wikidata "
+                                   "entity of the same name (see merge_id_schemes)")
     embed_batch_size: int = Field(256, ge=1)
+
+
+def merge_id_schemes(entities: dict[str, Entity]) -> dict[str, str]:
+    """Fold each entity whose id is not a Wikidata id into the one Wikidata entity of the same
+    readable name, in place: the Wikidata entity keeps its id and gains the other's description
+    (when it has none), aliases and image. Names shared by two or more Wikidata entities are left
+    alone (which one is meant is unknown). Returns {merged id: Wikidata id}."""
+    groups: dict[str, list[Entity]] = {}
+    for e in entities.values():
+        groups.setdefault(e.display_name, []).append(e)
+    merged: dict[str, str] = {}
+    for group in groups.values():
+        wikidata = [e for e in group if _WIKIDATA_ID.fullmatch(e.id)]
+        if len(wikidata) != 1 or len(group) == 1:
+            continue
+        keep = wikidata[0]
+        for other in group:
+            if other is keep:
+                continue
+            keep.description = keep.description or other.description
+            keep.aliases = list(dict.fromkeys([*keep.aliases, *other.aliases]))
+            keep.image = keep.image or other.image
+            merged[other.id] = keep.id
+            del entities[other.id]
+    return merged
 
 
 def default_cache_dir() -> Path:
@@ -131,6 +165,8 @@ class KnowledgeBase(Tool[KBConfig]):
         h.update(f"v{SCHEMA_VERSION}|{getattr(self.embedder, 'name', 'none')}|{self._embedder_id()}".encode())
         if self.config.index_type != "flat":  # flat keeps the keys of KBs built before the option existed
             h.update(f"|{self.config.index_type}|{self.config.nlist}".encode())
+        if not self.config.merge_id_schemes:
+            h.update(b"|unmerged")
         return h.hexdigest()[:16]
 
     def _embedder_id(self) -> str:
@@ -159,6 +195,7 @@ class KnowledgeBase(Tool[KBConfig]):
                 entities[item.id] = item  # a later line with the same id wins
         if not entities:
             raise InputError(f"{src} holds no valid entity ({len(errors)} bad lines)")
+        same_as = merge_id_schemes(entities) if self.config.merge_id_schemes else {}
         db_path = directory / "entities.sqlite"
         db_path.unlink(missing_ok=True)
         con = sqlite3.connect(db_path)
@@ -166,6 +203,8 @@ class KnowledgeBase(Tool[KBConfig]):
             con.execute("CREATE TABLE entities (id TEXT PRIMARY KEY, name TEXT NOT NULL, "
                         "description TEXT NOT NULL, aliases TEXT NOT NULL, image TEXT)")
             con.execute("CREATE TABLE aliases (alias TEXT NOT NULL, id TEXT NOT NULL)")
+            con.execute("CREATE TABLE same_as (id TEXT PRIMARY KEY, canonical TEXT NOT NULL)")
+            con.executemany("INSERT INTO same_as VALUES (?, ?)", same_as.items())
             con.executemany("INSERT INTO entities VALUES (?, ?, ?, ?, ?)",
                             [(e.id, e.name, e.description, json.dumps(e.aliases), e.image) for e in entities.values()])
             con.executemany("INSERT INTO aliases VALUES (?, ?)",
@@ -188,7 +227,8 @@ class KnowledgeBase(Tool[KBConfig]):
                     progress(min(i + step, len(ordered)), len(ordered))
             index.save(directory / "dense")
         (directory / "done.json").write_text(json.dumps({
-            "source": str(src), "entities": len(entities), "bad_lines": errors[:100],
+            "source": str(src), "entities": len(entities), "merged_into_wikidata_twin": len(same_as),
+            "bad_lines": errors[:100],
             "bad_line_count": len(errors), "embed_seconds": round(time.perf_counter() - start, 2),
             "embedder": getattr(self.embedder, "name", None),
         }))
@@ -239,18 +279,23 @@ class KnowledgeBase(Tool[KBConfig]):
         return found[0] if found else None
 
     def get_many(self, ids: Sequence[str]) -> list[Entity]:
-        """Entities for ``ids`` in the given order; unknown ids are skipped."""
+        """Entities for ``ids`` in the given order; unknown ids are skipped. An id merged into its
+        Wikidata twin gives that entity."""
         self.model()
         ids = list(ids)
         if not ids:
             return []
         rows: dict[str, Entity] = {}
+        canonical: dict[str, str] = {}
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
-            q = f"SELECT id, name, description, aliases, image FROM entities WHERE id IN ({','.join('?' * len(chunk))})"
-            for r in self._con().execute(q, chunk):
+            marks = ",".join("?" * len(chunk))
+            canonical.update(self._con().execute(f"SELECT id, canonical FROM same_as WHERE id IN ({marks})", chunk))
+            wanted = [canonical.get(x, x) for x in chunk]
+            q = f"SELECT id, name, description, aliases, image FROM entities WHERE id IN ({marks})"
+            for r in self._con().execute(q, wanted):
                 rows[r[0]] = Entity(id=r[0], name=r[1], description=r[2], aliases=json.loads(r[3]), image=r[4])
-        return [rows[i] for i in ids if i in rows]
+        return [rows[canonical.get(i, i)] for i in ids if canonical.get(i, i) in rows]
 
     def exact(self, surface: str) -> list[Entity]:
         """Entities whose name or alias equals ``surface`` exactly."""

@@ -92,6 +92,36 @@ def test_kb_builds_once_and_looks_up_by_name_and_meaning(tmp_path: Path) -> None
     assert again.build() == directory  # cached: same directory, no rebuild
 
 
+def test_kb_folds_a_wikipedia_title_into_its_one_wikidata_twin(tmp_path: Path) -> None:
+    rows = [
+        {"id": "China", "name": "China", "description": "China is a country in East Asia.", "aliases": ["PRC"]},
+        {"id": "Q148", "name": "China", "description": ""},
+        {"id": "New_York_City", "name": "New_York_City", "description": "the most populous city of the US"},
+        {"id": "Q60", "name": "New York City", "description": "Name: New York City."},
+        # two Wikidata entities share the name: which one the title means is unknown, so all three stay
+        {"id": "Q1", "name": "Mercury", "description": ""}, {"id": "Q2", "name": "Mercury", "description": ""},
+        {"id": "Mercury", "name": "Mercury", "description": "Mercury is the smallest planet."},
+        {"id": "Iron_Man", "name": "Iron_Man", "description": "a superhero"},  # no twin: kept as it is
+    ]
+    src = tmp_path / "kb.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    kb = KnowledgeBase(source=str(src), cache_dir=str(tmp_path / "c"), embedder=HashingEmbedder())
+    kb.build()
+    assert len(kb) == 6
+    china = kb.get("China")
+    assert china is not None and china.id == "Q148" and china.description.startswith("China is a country")
+    assert [e.id for e in kb.exact("PRC")] == [e.id for e in kb.exact("China")] == ["Q148"]
+    assert [e.id for e in kb.get_many(["New_York_City", "Q60", "nope"])] == ["Q60", "Q60"]
+    assert kb.get("Q60").description == "Name: New York City."  # type: ignore[union-attr]  # its own kept
+    assert sorted(e.id for e in kb.exact("Mercury")) == ["Mercury", "Q1", "Q2"]
+    assert kb.get("Iron_Man").id == "Iron_Man"  # type: ignore[union-attr]
+    assert kb.dense("China is a country in East Asia.", 1)[0].entity.id == "Q148"
+    unmerged = KnowledgeBase(source=str(src), cache_dir=str(tmp_path / "c"), embedder=HashingEmbedder(),
+                             merge_id_schemes=False)
+    unmerged.build()
+    assert len(unmerged) == 8 and unmerged.get("China").id == "China"  # type: ignore[union-attr]
+
+
 def test_kb_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not found"):
         KnowledgeBase(source=str(tmp_path / "missing.jsonl"), cache_dir=str(tmp_path)).build()
