@@ -66,7 +66,8 @@ class ScorerWeights(BaseModel):
     """Weights of the candidate scorer: score = sum(weight * feature) (+ llm * LLM score).
 
     Defaults were fitted on WikiMEL dev (2,000 records, every cue stage stacked, L2 3e-3) by
-    ``fit_weights``; ``groundgraph calibrate`` may write new ones (``load``/``save``).
+    ``fit_weights`` (``benchmarks/i2cr_fit.py`` reproduces the fit and cross-validates it); a
+    profile may set others, or ``load`` them from a file.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -488,7 +489,8 @@ def fit_weights(rows: Sequence[tuple[Sequence[Mapping[str, float]], int]], *, l2
 
     ``rows`` holds (features of every candidate, index of the gold one); rows whose gold index
     is negative (gold not among the candidates) teach nothing and are skipped. Newton's method
-    on standardised features with an L2 penalty (per record); the LLM settings are copied from ``base``.
+    with step halving, on standardised features with an L2 penalty (per record); the LLM settings
+    are copied from ``base``.
     """
     kept = [(feats, g) for feats, g in rows if 0 <= g < len(feats)]
     if not kept:
@@ -503,7 +505,15 @@ def fit_weights(rows: Sequence[tuple[Sequence[Mapping[str, float]], int]], *, l2
     gold = np.array([g for _, g in kept])
     scale = x[valid].std(axis=0) + 1e-9
     xs = x / scale
+
+    def objective(w: np.ndarray[Any, Any]) -> float:  # penalised log-likelihood
+        s = np.where(valid, xs @ w, -np.inf)
+        top = s.max(axis=1)
+        log_z = top + np.log(np.exp(s - top[:, None]).sum(axis=1))
+        return float((s[np.arange(n), gold] - log_z).sum() - l2 * n * (w @ w))
+
     w = np.zeros(dim)
+    current = objective(w)
     for _ in range(iterations):
         s = np.where(valid, xs @ w, -np.inf)
         p = np.exp(s - s.max(axis=1, keepdims=True))
@@ -512,7 +522,16 @@ def fit_weights(rows: Sequence[tuple[Sequence[Mapping[str, float]], int]], *, l2
         grad = (xs[np.arange(n), gold] - mean).sum(axis=0) - 2 * l2 * n * w
         hess = (np.einsum("nmd,nm,nme->de", xs, p, xs) - mean.T @ mean + 2 * l2 * n * np.eye(dim))
         step = np.linalg.solve(hess, grad)  # Newton ascent on the concave log-likelihood
-        w += step
+        # a full Newton step can overshoot far from the optimum (nearly separable data): halve it
+        # until the objective rises
+        for _ in range(30):
+            trial = objective(w + step)
+            if trial >= current:
+                break
+            step /= 2
+        else:
+            break
+        w, current = w + step, trial
         if np.abs(step).max() < 1e-8:
             break
     values = dict(zip(FEATURE_NAMES, (w / scale).round(4).tolist(), strict=True))
