@@ -91,6 +91,24 @@ _CALENDAR_WORDS = frozenset({
     "march", "april", "may", "june", "july", "august", "september", "october", "november", "december",
 })
 
+# Nationality and regional adjectives (general knowledge, a closed class): in a longer name they say where
+# the thing is ("Iraqi Governing Council", "Indian Army"), so alone they are never that name's partial alias.
+_DEMONYMS = frozenset("""
+afghan african albanian algerian american andorran angolan arab arabian argentine argentinian armenian asian
+australian austrian azerbaijani bahraini bangladeshi belarusian belgian bolivian bosnian brazilian british
+bulgarian burmese cambodian cameroonian canadian caribbean chadian chilean chinese colombian congolese
+croatian cuban cypriot czech danish dutch ecuadorian egyptian emirati english eritrean estonian ethiopian
+european filipino finnish french georgian german ghanaian greek guatemalan haitian honduran hungarian
+icelandic indian indonesian iranian iraqi irish israeli italian ivorian jamaican japanese jordanian
+kazakh kenyan korean kosovar kurdish kuwaiti kyrgyz laotian latin latvian lebanese liberian libyan
+lithuanian luxembourgish macedonian malagasy malaysian malian maltese mexican moldovan mongolian
+montenegrin moroccan mozambican namibian nepalese nigerian nigerien norwegian omani pakistani palestinian
+panamanian paraguayan persian peruvian polish portuguese qatari romanian russian rwandan saudi scottish
+senegalese serbian singaporean slovak slovenian somali spanish sudanese swedish swiss syrian taiwanese
+tajik tanzanian thai tibetan tunisian turkish turkmen ugandan ukrainian uruguayan uzbek venezuelan
+vietnamese welsh yemeni zambian zimbabwean
+""".split())
+
 
 # --- normalisation and tokens -----------------------------------------------------------------
 def fold(text: str) -> str:
@@ -325,7 +343,7 @@ def generate_aliases(entity_id: str, name: str, *, person: bool,
         words = content_words(bare)
         if word_frequency is not None and len(bare.split()) > 1:
             for w in words:
-                if word_frequency(w) <= max_partial_frequency:
+                if word_frequency(w) <= max_partial_frequency and fold(w).lower() not in _DEMONYMS:
                     add(w, AliasFamily.PARTIAL)
     return [Alias(s, entity_id, f) for s, f in out.items()]
 

@@ -87,6 +87,15 @@ def test_partial_aliases_skip_words_common_among_names() -> None:
     assert "Stanford" in got and "University" not in got
 
 
+def test_a_nationality_adjective_is_never_a_partial_alias() -> None:
+    def surfaces(name: str) -> set[str]:
+        return {a.surface for a in generate_aliases("X", name, person=False, word_frequency=lambda w: 1)}
+
+    assert "Iraqi" not in surfaces("Iraqi Governing Council") and "Governing" in surfaces("Iraqi Governing Council")
+    assert "Indian" not in surfaces("Indian Army")
+    assert "Americans" in surfaces("Americans")  # an entity so named keeps its name
+
+
 def test_families_can_be_switched_off() -> None:
     got = {a.family for a in generate_aliases("Q12", "Robert Nardelli", person=True,
                                                families=frozenset({AliasFamily.NAME}))}
