@@ -41,12 +41,13 @@ class AliasFamily(StrEnum):
     SHORT_PERSON = "short_person"  # persons: "George W. Bush" -> "George Bush"
     NICKNAME = "nickname"  # persons: "Robert Nardelli" -> "Bob Nardelli" (and "Bob" as a first name)
     ACRONYM = "acronym"  # "United Nations" -> "UN", "U.N."
+    ABBREVIATION = "abbreviation"  # a standard short form of the whole name: "California" -> "Calif."
 
 
 #: aliases that name the entity fully; the rest are partial and need support from context
 FULL_FAMILIES = frozenset({AliasFamily.NAME, AliasFamily.BARE, AliasFamily.NO_ARTICLE,
                            AliasFamily.NO_SUFFIX, AliasFamily.NO_QUALIFIER,
-                           AliasFamily.SHORT_PERSON, AliasFamily.NICKNAME})
+                           AliasFamily.SHORT_PERSON, AliasFamily.NICKNAME, AliasFamily.ABBREVIATION})
 ALL_FAMILIES = frozenset(AliasFamily)
 
 # Corporate and club suffixes that a text often leaves out ("Arsenal" for "Arsenal F.C.").
@@ -91,23 +92,41 @@ _CALENDAR_WORDS = frozenset({
     "march", "april", "may", "june", "july", "august", "september", "october", "november", "december",
 })
 
+# The AP style abbreviations of US state names, as news datelines use them ("DETROIT, Mich."); "Miss." is
+# left out (the title); states AP never shortens (Texas, Ohio...) have none.
+_STATE_ABBREVIATIONS: dict[str, str] = {
+    "Alabama": "Ala.", "Arizona": "Ariz.", "Arkansas": "Ark.", "California": "Calif.", "Colorado": "Colo.",
+    "Connecticut": "Conn.", "Delaware": "Del.", "Florida": "Fla.", "Georgia": "Ga.", "Illinois": "Ill.",
+    "Indiana": "Ind.", "Kansas": "Kan.", "Kentucky": "Ky.", "Louisiana": "La.", "Maryland": "Md.",
+    "Massachusetts": "Mass.", "Michigan": "Mich.", "Minnesota": "Minn.", "Missouri": "Mo.", "Montana": "Mont.",
+    "Nebraska": "Neb.", "Nevada": "Nev.", "New Hampshire": "N.H.", "New Jersey": "N.J.", "New Mexico": "N.M.",
+    "New York": "N.Y.", "North Carolina": "N.C.", "North Dakota": "N.D.", "Oklahoma": "Okla.", "Oregon": "Ore.",
+    "Pennsylvania": "Pa.", "Rhode Island": "R.I.", "South Carolina": "S.C.", "South Dakota": "S.D.",
+    "Tennessee": "Tenn.", "Vermont": "Vt.", "Virginia": "Va.", "Washington": "Wash.",
+    "West Virginia": "W.Va.", "Wisconsin": "Wis.", "Wyoming": "Wyo.",
+}
+
 # Nationality and regional adjectives (general knowledge, a closed class): in a longer name they say where
 # the thing is ("Iraqi Governing Council", "Indian Army"), so alone they are never that name's partial alias.
-_DEMONYMS = frozenset("""
-afghan african albanian algerian american andorran angolan arab arabian argentine argentinian armenian asian
-australian austrian azerbaijani bahraini bangladeshi belarusian belgian bolivian bosnian brazilian british
-bulgarian burmese cambodian cameroonian canadian caribbean chadian chilean chinese colombian congolese
-croatian cuban cypriot czech danish dutch ecuadorian egyptian emirati english eritrean estonian ethiopian
-european filipino finnish french georgian german ghanaian greek guatemalan haitian honduran hungarian
-icelandic indian indonesian iranian iraqi irish israeli italian ivorian jamaican japanese jordanian
-kazakh kenyan korean kosovar kurdish kuwaiti kyrgyz laotian latin latvian lebanese liberian libyan
-lithuanian luxembourgish macedonian malagasy malaysian malian maltese mexican moldovan mongolian
-montenegrin moroccan mozambican namibian nepalese nigerian nigerien norwegian omani pakistani palestinian
-panamanian paraguayan persian peruvian polish portuguese qatari romanian russian rwandan saudi scottish
-senegalese serbian singaporean slovak slovenian somali spanish sudanese swedish swiss syrian taiwanese
-tajik tanzanian thai tibetan tunisian turkish turkmen ugandan ukrainian uruguayan uzbek venezuelan
-vietnamese welsh yemeni zambian zimbabwean
-""".split())
+_DEMONYMS = frozenset({
+    "afghan", "african", "albanian", "algerian", "american", "andorran", "angolan", "arab", "arabian",
+    "argentine", "argentinian", "armenian", "asian", "australian", "austrian", "azerbaijani", "bahraini",
+    "bangladeshi", "belarusian", "belgian", "bolivian", "bosnian", "brazilian", "british", "bulgarian", "burmese",
+    "cambodian", "cameroonian", "canadian", "caribbean", "chadian", "chilean", "chinese", "colombian",
+    "congolese", "croatian", "cuban", "cypriot", "czech", "danish", "dutch", "ecuadorian", "egyptian", "emirati",
+    "english", "eritrean", "estonian", "ethiopian", "european", "filipino", "finnish", "french", "georgian",
+    "german", "ghanaian", "greek", "guatemalan", "haitian", "honduran", "hungarian", "icelandic", "indian",
+    "indonesian", "iranian", "iraqi", "irish", "israeli", "italian", "ivorian", "jamaican", "japanese",
+    "jordanian", "kazakh", "kenyan", "korean", "kosovar", "kurdish", "kuwaiti", "kyrgyz", "laotian", "latin",
+    "latvian", "lebanese", "liberian", "libyan", "lithuanian", "luxembourgish", "macedonian", "malagasy",
+    "malaysian", "malian", "maltese", "mexican", "moldovan", "mongolian", "montenegrin", "moroccan", "mozambican",
+    "namibian", "nepalese", "nigerian", "nigerien", "norwegian", "omani", "pakistani", "palestinian",
+    "panamanian", "paraguayan", "persian", "peruvian", "polish", "portuguese", "qatari", "romanian", "russian",
+    "rwandan", "saudi", "scottish", "senegalese", "serbian", "singaporean", "slovak", "slovenian", "somali",
+    "spanish", "sudanese", "swedish", "swiss", "syrian", "taiwanese", "tajik", "tanzanian", "thai", "tibetan",
+    "tunisian", "turkish", "turkmen", "ugandan", "ukrainian", "uruguayan", "uzbek", "venezuelan", "vietnamese",
+    "welsh", "yemeni", "zambian", "zimbabwean"
+})
 
 
 # --- normalisation and tokens -----------------------------------------------------------------
@@ -303,6 +322,8 @@ def generate_aliases(entity_id: str, name: str, *, person: bool,
     add(shown, AliasFamily.NAME)
     bare = strip_qualifier(shown)
     add(bare, AliasFamily.BARE)
+    if not person and shown in _STATE_ABBREVIATIONS:
+        add(_STATE_ABBREVIATIONS[shown], AliasFamily.ABBREVIATION)
     for base in dict.fromkeys([shown, bare]):
         if base.startswith("The ") and len(base) > 4:
             add(base[4:], AliasFamily.NO_ARTICLE)
@@ -462,6 +483,9 @@ class AliasTable:
                     # a part of a longer name never comes out of a hyphenated word ("Wal" of "Wal-Mart");
                     # a full name may ("Atlanta-based")
                     hits = [h for h in hits if h.family in FULL_FAMILIES]
+                if hits and not (end < len(text) and text[end] == "."):
+                    # an abbreviation needs its period: "Mass" is a church service, "Mass." the state
+                    hits = [h for h in hits if h.family is not AliasFamily.ABBREVIATION]
                 if hits:
                     # keep a final period that belongs to the alias ("U.S.", "Inc.")
                     if end < len(text) and text[end] == "." and any(

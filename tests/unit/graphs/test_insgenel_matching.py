@@ -177,6 +177,16 @@ def test_a_weekday_or_month_alone_is_never_a_mention() -> None:
     assert found == ["Tuesday Weld", "Sunday Times"]
 
 
+def test_a_us_state_is_found_by_its_dateline_abbreviation() -> None:
+    table = AliasTable.from_entities([("Q1166", "Michigan", ""), ("Q99", "California", ""),
+                                      ("Q771", "Massachusetts", "")])
+    assert {a.family for a in table.aliases_of("Mich.")} == {AliasFamily.ABBREVIATION}
+    text = "GRAND RAPIDS, Mich. (AP) - Like Calif. and Michigan, it rose."
+    assert [(m.text, m.entity_ids) for m in table.find(text)] == [
+        ("Mich.", ["Q1166"]), ("Calif.", ["Q99"]), ("Michigan", ["Q1166"])]
+    assert table.find("Mich said so, and Mass ended.") == []  # the period is part of an abbreviation
+
+
 def test_hashtag_is_part_of_the_mention(table: AliasTable) -> None:
     text = "Loving #Apple today"
     assert [m.text for m in table.find(text)] == ["#Apple"]
