@@ -4,10 +4,10 @@
 alias table are cached in a directory keyed by the source file's content and the embedder, so
 later loads take well under a second.
 
-A KB assembled from several sources can hold one thing twice, under a Wikidata id ('Q148') and
-under a Wikipedia title ('China'). ``merge_id_schemes`` folds such twins into the Wikidata entity
-(the id scheme that entity-linking benchmarks and Wikidata-based KBs use); the title keeps
-resolving to it through ``get``.
+A KB assembled from several sources can hold one thing twice, under a Wikidata id ('Q60', named
+'New York City') and under a Wikipedia title ('New_York_City'). ``merge_id_schemes`` folds such
+twins into the Wikidata entity (the id scheme that entity-linking benchmarks and Wikidata-based
+KBs use); the title keeps resolving to it through ``get``.
 """
 
 from __future__ import annotations
