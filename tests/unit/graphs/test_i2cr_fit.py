@@ -3,12 +3,11 @@ cache, fitting with features left out, top-1."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from benchmark_script import load_benchmark
 
 from groundgraph.graphs.i2cr.scoring import FEATURE_NAMES, CandidateScorer, ScorerWeights
 from groundgraph.tools.embedder import HashingEmbedder
@@ -19,12 +18,7 @@ SAMPLE = ROOT / "tests" / "fixtures" / "mel_sample.jsonl"
 
 @pytest.fixture(scope="module")
 def fit() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("i2cr_fit", ROOT / "benchmarks" / "i2cr_fit.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["i2cr_fit"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("i2cr_fit")
 
 
 def test_stages_add_the_cues_one_by_one_in_the_papers_order(fit: ModuleType) -> None:

@@ -3,26 +3,17 @@ file it wrote matches what the decider reads."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
+from benchmark_script import load_benchmark
 
 from groundgraph.graphs.insgenel import decide
 
-ROOT = Path(__file__).resolve().parents[3]
-
 
 def fit_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("insgenel_fit", ROOT / "benchmarks" / "insgenel_fit.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["insgenel_fit"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("insgenel_fit")
 
 
 def _doc(text: str, spans: list[list[tuple[int, int, str, dict[str, float]]]]) -> dict[str, Any]:
